@@ -1,0 +1,104 @@
+/* The VM directory loader: turns CONFIG_ROOT/NAME/ into a validated
+ * struct vm_config, collecting every problem found as a diagnostic.
+ *
+ * No global state.  Nothing is opened in a way that can block (FIFOs,
+ * devices) or follow a link where none is allowed.  The daemon loads a VM's
+ * config right before each start and opens every file it hands to the VMM
+ * at that moment (see docs/vm-directory.md, "Time of check and use").
+ */
+#ifndef VMHOST_VMCONFIG_H
+#define VMHOST_VMCONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VMCONFIG_NAME_MAX 64
+#define VMCONFIG_TAG_MAX 36 /* virtio-fs tag limit */
+#define VMCONFIG_DEFAULT_MEMORY (1ull << 30)
+#define VMCONFIG_DEFAULT_CPUS 1u
+#define VMCONFIG_DEFAULT_CONFIG_ROOT "/ext/svc/data"
+
+enum diag_level { DIAG_NOTE, DIAG_WARNING, DIAG_ERROR };
+
+/* One problem: "NAME: PATH: message". path is relative to the VM's
+ * directory ("" for the directory itself). */
+struct diag {
+	enum diag_level level;
+	char *vm;
+	char *path;
+	char *message;
+};
+
+struct diags {
+	struct diag *items;
+	size_t count;
+	size_t capacity;
+	size_t errors; /* how many items are DIAG_ERROR */
+};
+
+struct vm_disk {
+	char *path;     /* absolute path as found (links not resolved) */
+	char *relpath;  /* "rootfs.ext4" or "blk/NAME.img" */
+};
+
+struct vm_share {
+	char tag[VMCONFIG_TAG_MAX + 1];
+	char *host_dir; /* the link's fully resolved target, inside the data root */
+};
+
+struct vm_config {
+	char name[VMCONFIG_NAME_MAX + 1];
+	char *dir;            /* CONFIG_ROOT/NAME */
+	char *kernel;         /* CONFIG_ROOT/NAME/vmlinux */
+	struct vm_disk *disks;      /* rootfs.ext4 first, then blk/ sorted */
+	size_t disk_count;
+	struct vm_share *shares;    /* sorted by tag */
+	size_t share_count;
+	char **providers;           /* providers/net entries, sorted */
+	size_t provider_count;
+	bool wayland;
+	bool uplink;
+	uint64_t memory;            /* bytes */
+	unsigned int cpus;
+	char *cmdline;              /* kernel command line (default or file) */
+};
+
+/* Where a load looks. data_root NULL means two levels above config_root. */
+struct vmconfig_roots {
+	const char *config_root;
+	const char *data_root;
+};
+
+void diags_init(struct diags *d);
+void diags_free(struct diags *d);
+/* Append a diagnostic; returns -1 with errno ENOMEM on failure. */
+int diags_add(struct diags *d, enum diag_level level, const char *vm,
+	      const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* Whether name is a valid VM name: 1..64 of [A-Za-z0-9._-], not starting
+ * with '.' or '-'. */
+bool vmconfig_name_valid(const char *name);
+
+/* Load and validate one VM.  Every problem goes to diags.  Returns 0 and
+ * sets *out when the VM is valid (warnings and notes allowed); returns -1
+ * when it is invalid (errno EINVAL, details in diags) or on a system error
+ * (errno set, also reported in diags).  Provider cycles are checked across
+ * the config root. */
+int vmconfig_load(const struct vmconfig_roots *roots, const char *name,
+		  struct vm_config **out, struct diags *diags);
+
+void vmconfig_free(struct vm_config *cfg);
+
+/* The names of every directory entry in the config root that could be a
+ * VM (directories, links to directories), sorted; invalid names included so
+ * that `vm check` can report them.  Returns -1 with errno set on failure. */
+int vmconfig_list(const char *config_root, char ***names, size_t *count);
+void vmconfig_list_free(char **names, size_t count);
+
+/* The data root used when none is given: two levels above config_root
+ * (Spectrum's /ext for /ext/svc/data).  Caller frees. */
+char *vmconfig_default_data_root(const char *config_root);
+
+#endif
