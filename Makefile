@@ -8,7 +8,7 @@ PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 MESON_SETUP = meson setup --werror --prefix=$(PREFIX)
 
-.PHONY: all asan guest check unit demo bench fuzz install clean deps
+.PHONY: all asan guest check test demo bench fuzz install clean deps
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -29,7 +29,12 @@ guest: all
 deps:
 	scripts/install-deps.sh
 
-check: all asan guest
+check: deps
+	$(MAKE) all asan guest
+	$(PYTEST) -ra tests
+
+# Run the tests without rebuilding or installing anything.
+test:
 	$(PYTEST) -ra tests
 
 demo: deps
