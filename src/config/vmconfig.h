@@ -9,6 +9,7 @@
 #ifndef VMHOST_VMCONFIG_H
 #define VMHOST_VMCONFIG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,11 +19,20 @@
 #define VMCONFIG_DEFAULT_MEMORY (1ull << 30)
 #define VMCONFIG_DEFAULT_CPUS 1u
 #define VMCONFIG_DEFAULT_CONFIG_ROOT "/ext/svc/data"
+/* vmhost's own extensions (see docs/vm-directory.md). */
+#define VMCONFIG_MEMORY_MIN (16ull << 20)
+#define VMCONFIG_MEMORY_MAX (256ull << 30)
+#define VMCONFIG_CPUS_MAX 64u
+#define VMCONFIG_SETTING_MAX 4096 /* bytes in memory, cpus, cmdline */
+#define VMCONFIG_CMDLINE_ROOTFS "console=ttyS0 root=/dev/vda"
+#define VMCONFIG_CMDLINE_BLK "console=ttyS0 root=PARTLABEL=root"
 
 enum diag_level { DIAG_NOTE, DIAG_WARNING, DIAG_ERROR };
 
 /* One problem: "NAME: PATH: message". path is relative to the VM's
- * directory ("" for the directory itself). */
+ * directory ("." for the directory itself).  vm and path are stored
+ * escaped (vmconfig_escape) so that they are printable and valid UTF-8;
+ * messages quote untrusted values escaped too. */
 struct diag {
 	enum diag_level level;
 	char *vm;
@@ -76,6 +86,34 @@ void diags_free(struct diags *d);
 int diags_add(struct diags *d, enum diag_level level, const char *vm,
 	      const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+
+int diags_vadd(struct diags *d, enum diag_level level, const char *vm,
+	       const char *path, const char *fmt, va_list ap)
+	__attribute__((format(printf, 5, 0)));
+/* "NAME: PATH: message", with "warning: " or "note: " before the message
+ * for those levels.  Caller frees; NULL with errno ENOMEM. */
+char *diag_format(const struct diag *item);
+/* "error", "warning" or "note". */
+const char *diag_level_name(enum diag_level level);
+
+/* A printable, valid-UTF-8 copy of len bytes of s: printable ASCII kept,
+ * '\' and '"' backslashed, anything else as \n, \t or \xNN; inputs
+ * longer than max bytes are cut and end in "...".  Caller frees; NULL with
+ * errno ENOMEM. */
+char *vmconfig_escape(const char *s, size_t len, size_t max);
+
+/* Parsers for the extension files, given the contents with the trailing
+ * newline removed.  Return 0, or -1 with errno EINVAL and *why set to a
+ * static explanation. */
+int vmconfig_parse_memory(const char *s, uint64_t *bytes, const char **why);
+int vmconfig_parse_cpus(const char *s, unsigned int *cpus, const char **why);
+int vmconfig_check_cmdline(const char *s, size_t len, const char **why);
+
+/* Edit distance between a and b, capped at cap+1 (for typo hints). */
+size_t vmconfig_edit_distance(const char *a, const char *b, size_t cap);
+
+/* Whether tag is a valid virtio-fs tag: 1..36 of [A-Za-z0-9._-]. */
+bool vmconfig_tag_valid(const char *tag);
 
 /* Whether name is a valid VM name: 1..64 of [A-Za-z0-9._-], not starting
  * with '.' or '-'. */

@@ -17,6 +17,9 @@
 #include "common/linkaddr.h"
 #include "config/vmconfig.h"
 
+/* argv[0] of vmm_argv, an absolute path for spawn(). */
+#define VMM_QEMU_PATH "/usr/bin/qemu-system-x86_64"
+
 enum vmm_accel { VMM_ACCEL_TCG, VMM_ACCEL_KVM };
 
 /* Resolve --accel auto|kvm|tcg.  For auto: KVM only when /dev/kvm opens
@@ -36,11 +39,14 @@ struct vmm_nic {
 struct vmm_launch {
 	const struct vm_config *cfg;
 	enum vmm_accel accel;
+	int kernel_fd;         /* cfg->kernel opened O_RDONLY; QEMU opens
+				* /proc/self/fd/N, so no check-to-use race */
 	int qmp_fd;            /* connected socket: QMP monitor */
 	int serial_fd;         /* connected socket: serial console, read by the daemon */
 	int console_fd;        /* connected socket: virtio-console hvc0 */
 	const int *disk_fds;   /* one per cfg->disks, opened O_RDONLY */
-	const char *const *virtiofs_sockets; /* one per cfg->shares */
+	const int *virtiofs_fds; /* one per cfg->shares: connected socket to
+				  * its virtiofsd (vmm/virtiofsd.h) */
 	const struct vmm_nic *nics;
 	size_t nic_count;
 	unsigned int hotplug_ports; /* free pcie-root-ports for provider links */
@@ -52,10 +58,19 @@ struct vmm_caps {
 };
 void vmm_caps_get(struct vmm_caps *caps);
 
-/* Build the VMM's argv (NULL-terminated, caller frees with vmm_argv_free).
- * Returns -1 with errno set on failure. */
+/* Build the VMM's argv (NULL-terminated, caller frees with vmm_argv_free);
+ * argv[0] is the executable's absolute path.  Returns -1 with errno set on
+ * failure (EINVAL: a missing fd, a comma where QEMU would split, memory
+ * not a whole number of MiB, more than VMM_HOTPLUG_MAX ports). */
 int vmm_argv(const struct vmm_launch *launch, char ***argv);
 void vmm_argv_free(char **argv);
+
+/* Every fd in launch the VMM must inherit (for spawn_opts.keep_fds), in a
+ * malloc'd array the caller frees.  -1/errno on failure. */
+int vmm_launch_fds(const struct vmm_launch *launch, int **fds, size_t *count);
+
+/* Most hot-plug ports a VM can have (see qemu.c for why). */
+#define VMM_HOTPLUG_MAX 56
 
 /* The pcie-root-port id for hot-plug slot n (n < hotplug_ports), for
  * device_add's bus=.  buf holds at least 16 bytes. */

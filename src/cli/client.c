@@ -1,0 +1,177 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli/client.h"
+
+const char *client_state_dir(const char *opt)
+{
+	const char *env;
+
+	if (opt)
+		return opt;
+	env = getenv("VMHOST_STATE_DIR");
+	if (env && *env)
+		return env;
+	return CLIENT_DEFAULT_STATE_DIR;
+}
+
+int client_open(struct client_conn *cc, const char *state_dir)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int n, e;
+
+	cc->buf = NULL;
+	cc->len = 0;
+	n = snprintf(sun.sun_path, sizeof sun.sun_path, "%s/control", state_dir);
+	if (n < 0 || (size_t)n >= sizeof sun.sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	cc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (cc->fd < 0)
+		return -1;
+	if (connect(cc->fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+		e = errno;
+		close(cc->fd);
+		cc->fd = -1;
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+void client_close(struct client_conn *cc)
+{
+	if (cc->fd >= 0)
+		close(cc->fd);
+	cc->fd = -1;
+	free(cc->buf);
+	cc->buf = NULL;
+	cc->len = 0;
+}
+
+static int client_send_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n) {
+		w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int client_request(struct client_conn *cc, const json_t *req, json_t **reply)
+{
+	size_t cap = 0, line;
+	json_error_t err;
+	char *s, *nl, *p;
+	ssize_t n;
+	int r;
+
+	s = json_dumps(req, JSON_COMPACT);
+	if (!s)
+		return -1;
+	r = client_send_all(cc->fd, s, strlen(s));
+	free(s);
+	if (r < 0 || client_send_all(cc->fd, "\n", 1) < 0)
+		return -1;
+
+	free(cc->buf);
+	cc->buf = NULL;
+	cc->len = 0;
+	for (;;) {
+		if (cc->len && (nl = memchr(cc->buf, '\n', cc->len)))
+			break;
+		if (cc->len == CLIENT_REPLY_MAX) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		if (cc->len == cap) {
+			cap = cap ? cap * 2 : 4096;
+			if (cap > CLIENT_REPLY_MAX)
+				cap = CLIENT_REPLY_MAX;
+			p = realloc(cc->buf, cap);
+			if (!p)
+				return -1;
+			cc->buf = p;
+		}
+		n = recv(cc->fd, cc->buf + cc->len, cap - cc->len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		cc->len += (size_t)n;
+	}
+	line = (size_t)(nl - cc->buf);
+	*reply = json_loadb(cc->buf, line, 0, &err);
+	memmove(cc->buf, nl + 1, cc->len - line - 1);
+	cc->len -= line + 1;
+	if (!*reply || !json_is_object(*reply)) {
+		json_decref(*reply);
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+void client_print_error(const char *verb, const json_t *reply)
+{
+	const char *msg = json_string_value(json_object_get(reply, "error"));
+	json_t *diags = json_object_get(reply, "diagnostics");
+	json_t *d;
+	size_t i;
+
+	json_array_foreach(diags, i, d)
+		fprintf(stderr, "%s\n", json_string_value(d));
+	fprintf(stderr, "vm %s: %s\n", verb, msg ? msg : "unknown error");
+}
+
+int client_call(const char *verb, const char *state_dir, json_t *req,
+		json_t **reply, struct client_conn *cc)
+{
+	struct client_conn local;
+	json_t *rep = NULL;
+
+	if (!cc)
+		cc = &local;
+	if (client_open(cc, state_dir) < 0) {
+		fprintf(stderr, "vm %s: no daemon at %s/control: %s\n", verb,
+			state_dir, strerror(errno));
+		return EXIT_VM_NODAEMON;
+	}
+	if (client_request(cc, req, &rep) < 0) {
+		fprintf(stderr, "vm %s: %s/control: %s\n", verb, state_dir,
+			strerror(errno));
+		client_close(cc);
+		return EXIT_VM_NODAEMON;
+	}
+	if (cc == &local)
+		client_close(cc);
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		client_print_error(verb, rep);
+		json_decref(rep);
+		if (cc != &local)
+			client_close(cc);
+		return EXIT_VM_FAIL;
+	}
+	if (reply)
+		*reply = rep;
+	else
+		json_decref(rep);
+	return EXIT_VM_OK;
+}

@@ -1,0 +1,45 @@
+/* Talking to vmhostd over STATE/control: one JSON request line, one JSON
+ * reply line; console and log then carry raw bytes. */
+#ifndef VMHOST_CLI_CLIENT_H
+#define VMHOST_CLI_CLIENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CLIENT_DEFAULT_STATE_DIR "/run/vmhost"
+#define CLIENT_REPLY_MAX (4 * 1024 * 1024)
+
+/* Exit codes shared by every verb (documented in vm(1)). */
+enum {
+	EXIT_VM_OK = 0,
+	EXIT_VM_FAIL = 1,
+	EXIT_VM_USAGE = 2,
+	EXIT_VM_NODAEMON = 3,
+};
+
+struct client_conn {
+	int fd;
+	char *buf;       /* bytes read past the reply line stay here */
+	size_t len;
+};
+
+/* --state-dir, else $VMHOST_STATE_DIR, else /run/vmhost. */
+const char *client_state_dir(const char *opt);
+
+/* Connect to the daemon; -1 with errno set. */
+int client_open(struct client_conn *cc, const char *state_dir);
+void client_close(struct client_conn *cc);
+/* Send req (not stolen) and read one reply into *reply. -1 with errno. */
+int client_request(struct client_conn *cc, const json_t *req, json_t **reply);
+
+/* The whole exchange for simple verbs: connect, send, check "ok".  Prints
+ * errors as "vm VERB: ..." and returns an exit code; on success *reply
+ * holds the reply (caller decrefs) and cc stays open if cc is not NULL. */
+int client_call(const char *verb, const char *state_dir, json_t *req,
+		json_t **reply, struct client_conn *cc);
+
+/* Print the daemon's error reply, with the loader's diagnostics. */
+void client_print_error(const char *verb, const json_t *reply);
+
+#endif

@@ -1,0 +1,149 @@
+/* vm console NAME: attach to the VM's virtio-console (hvc0).
+ *
+ * On a terminal: raw mode, Ctrl-] detaches.  Otherwise stdin and stdout
+ * are piped as they are, so scripts can drive the guest; after stdin ends,
+ * output is still copied until the guest has been quiet for --linger
+ * seconds (default 2) or the VM stops. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli/client.h"
+#include "cli/cli.h"
+
+#define CONSOLE_DETACH 0x1d /* Ctrl-] */
+
+static int console_write(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n) {
+		w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Copy between the terminal (or pipes) and the daemon until detach, the
+ * end of the stream, or the linger time after stdin ends. */
+static int console_pump(int sock, bool tty, int linger_ms)
+{
+	struct pollfd p[2] = {
+		{ .fd = 0, .events = POLLIN },
+		{ .fd = sock, .events = POLLIN },
+	};
+	char chunk[4096], *detach;
+	bool in_open = true;
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		p[0].fd = in_open ? 0 : -1;
+		r = poll(p, 2, in_open ? -1 : linger_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			return 0; /* quiet for the linger time */
+		if (p[1].revents) {
+			n = read(sock, chunk, sizeof chunk);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return 0; /* the VM stopped */
+			if (console_write(1, chunk, (size_t)n) < 0)
+				return -1;
+		}
+		if (in_open && p[0].revents) {
+			n = read(0, chunk, sizeof chunk);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				in_open = false;
+				continue;
+			}
+			detach = tty ? memchr(chunk, CONSOLE_DETACH, (size_t)n) : NULL;
+			if (detach)
+				n = detach - chunk;
+			if (n && console_write(sock, chunk, (size_t)n) < 0)
+				return 0;
+			if (detach)
+				return 0;
+		}
+	}
+}
+
+int cmd_console(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "linger", required_argument, NULL, 'l' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ 0 },
+	};
+	struct client_conn cc;
+	struct termios saved, raw;
+	const char *state_dir = NULL;
+	json_t *req, *reply = NULL;
+	double linger = 2;
+	bool tty;
+	char *end;
+	int opt, r;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's': state_dir = optarg; break;
+		case 'l':
+			linger = strtod(optarg, &end);
+			if (*end || linger < 0 || linger > 86400) {
+				fprintf(stderr, "vm console: --linger %s: give seconds\n",
+					optarg);
+				return EXIT_VM_USAGE;
+			}
+			break;
+		default: goto usage;
+		}
+	}
+	if (optind != argc - 1)
+		goto usage;
+	req = json_pack("{s:s,s:s}", "op", "console", "name", argv[optind]);
+	r = client_call("console", client_state_dir(state_dir), req, &reply, &cc);
+	json_decref(req);
+	if (r)
+		return r;
+	json_decref(reply);
+
+	tty = isatty(0) && tcgetattr(0, &saved) == 0;
+	fprintf(stderr, "Connected to %s; detach with Ctrl-]%s\n", argv[optind],
+		tty ? "" : " (stdin is not a terminal: piping)");
+	if (tty) {
+		raw = saved;
+		cfmakeraw(&raw);
+		tcsetattr(0, TCSANOW, &raw);
+	}
+	r = console_write(1, cc.buf, cc.len) < 0 ? -1 : 0;
+	if (r == 0)
+		r = console_pump(cc.fd, tty, (int)(linger * 1000));
+	if (tty) {
+		tcsetattr(0, TCSANOW, &saved);
+		fprintf(stderr, "\r\nDetached from %s\n", argv[optind]);
+	}
+	client_close(&cc);
+	return r < 0 ? EXIT_VM_FAIL : EXIT_VM_OK;
+
+usage:
+	cli_print_usage(stderr, "console");
+	return EXIT_VM_USAGE;
+}

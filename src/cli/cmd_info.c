@@ -1,0 +1,115 @@
+/* vm info NAME [--json]: configuration, state, process, devices. */
+#include <getopt.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "cli/client.h"
+#include "cli/cli.h"
+
+static const char *info_str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "-";
+}
+
+static void info_print(json_t *vm)
+{
+	json_t *cfg = json_object_get(vm, "config"), *a, *x;
+	char since[32] = "-";
+	struct tm tm;
+	time_t t;
+	size_t i;
+
+	printf("name:      %s\n", info_str(vm, "name"));
+	if (json_is_integer(json_object_get(vm, "since"))) {
+		t = (time_t)json_integer_value(json_object_get(vm, "since"));
+		localtime_r(&t, &tm);
+		strftime(since, sizeof since, "%Y-%m-%d %H:%M:%S", &tm);
+	}
+	printf("state:     %s since %s\n", info_str(vm, "state"), since);
+	if (json_is_string(json_object_get(vm, "reason")))
+		printf("reason:    %s\n", info_str(vm, "reason"));
+	if (json_is_integer(json_object_get(vm, "pid")))
+		printf("pid:       %lld\n",
+		       (long long)json_integer_value(json_object_get(vm, "pid")));
+	printf("accel:     %s (%s)\n", info_str(vm, "accel"),
+	       info_str(vm, "accel_reason"));
+	if (json_is_string(json_object_get(vm, "state_dir")))
+		printf("logs:      %s/serial.log, qemu.log\n",
+		       info_str(vm, "state_dir"));
+	json_array_foreach(json_object_get(vm, "diagnostics"), i, x)
+		printf("config:    %s\n", json_string_value(x));
+	if (json_is_object(cfg)) {
+		printf("directory: %s\n", info_str(cfg, "dir"));
+		printf("kernel:    %s\n", info_str(cfg, "kernel"));
+		printf("cmdline:   %s\n", info_str(cfg, "cmdline"));
+		printf("memory:    %lld MiB\n",
+		       (long long)json_integer_value(json_object_get(cfg, "memory")) >> 20);
+		printf("cpus:      %lld\n",
+		       (long long)json_integer_value(json_object_get(cfg, "cpus")));
+		printf("serial:    write-only, logged\n");
+		printf("console:   hvc0 (virtio-console): vm console %s\n",
+		       info_str(vm, "name"));
+		a = json_object_get(cfg, "disks");
+		json_array_foreach(a, i, x)
+			printf("disk:      %s  %s (read-only)\n", info_str(x, "guest"),
+			       info_str(x, "path"));
+		a = json_object_get(cfg, "shares");
+		json_array_foreach(a, i, x)
+			printf("share:     %s  %s -> %s (virtio-fs)\n",
+			       info_str(x, "tag"), info_str(x, "host_dir"),
+			       info_str(x, "guest"));
+		a = json_object_get(cfg, "providers");
+		json_array_foreach(a, i, x)
+			printf("net:       provided by %s\n", json_string_value(x));
+		if (json_is_true(json_object_get(cfg, "uplink")))
+			printf("net:       uplink\n");
+		printf("wayland:   %s\n", json_is_true(json_object_get(cfg, "wayland")) ?
+		       "requested" : "no");
+	}
+	json_array_foreach(json_object_get(vm, "notes"), i, x)
+		printf("note:      %s\n", json_string_value(x));
+}
+
+int cmd_info(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ 0 },
+	};
+	const char *state_dir = NULL;
+	json_t *req, *reply = NULL, *vm;
+	bool as_json = false;
+	int opt, r;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': as_json = true; break;
+		case 's': state_dir = optarg; break;
+		default: goto usage;
+		}
+	}
+	if (optind != argc - 1)
+		goto usage;
+	req = json_pack("{s:s,s:s}", "op", "info", "name", argv[optind]);
+	r = client_call("info", client_state_dir(state_dir), req, &reply, NULL);
+	json_decref(req);
+	if (r)
+		return r;
+	vm = json_object_get(reply, "vm");
+	if (as_json) {
+		json_dumpf(vm, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else {
+		info_print(vm);
+	}
+	json_decref(reply);
+	return EXIT_VM_OK;
+
+usage:
+	cli_print_usage(stderr, "info");
+	return EXIT_VM_USAGE;
+}

@@ -1,0 +1,130 @@
+/* Diagnostics collected by the loader, and the escaping that keeps
+ * untrusted names and values printable in them. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/vmconfig.h"
+
+void diags_init(struct diags *d)
+{
+	memset(d, 0, sizeof(*d));
+}
+
+void diags_free(struct diags *d)
+{
+	for (size_t i = 0; i < d->count; i++) {
+		free(d->items[i].vm);
+		free(d->items[i].path);
+		free(d->items[i].message);
+	}
+	free(d->items);
+	diags_init(d);
+}
+
+char *vmconfig_escape(const char *s, size_t len, size_t max)
+{
+	size_t n = len < max ? len : max;
+	char *out = malloc(n * 4 + 4), *o = out;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\\' || c == '"') {
+			*o++ = '\\';
+			*o++ = (char)c;
+		} else if (c == '\n') {
+			*o++ = '\\';
+			*o++ = 'n';
+		} else if (c == '\t') {
+			*o++ = '\\';
+			*o++ = 't';
+		} else if (c < 0x20 || c >= 0x7f) {
+			o += sprintf(o, "\\x%02x", c);
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	if (len > n)
+		o = stpcpy(o, "...");
+	*o = '\0';
+	return out;
+}
+
+int diags_vadd(struct diags *d, enum diag_level level, const char *vm,
+	       const char *path, const char *fmt, va_list ap)
+{
+	struct diag item = { .level = level };
+
+	if (!vm)
+		vm = "";
+	if (!path || !*path)
+		path = ".";
+	if (d->count == d->capacity) {
+		size_t cap = d->capacity ? d->capacity * 2 : 16;
+		struct diag *items = realloc(d->items, cap * sizeof(*items));
+
+		if (!items)
+			return -1;
+		d->items = items;
+		d->capacity = cap;
+	}
+	item.vm = vmconfig_escape(vm, strlen(vm), 256);
+	item.path = vmconfig_escape(path, strlen(path), 1024);
+	if (vasprintf(&item.message, fmt, ap) < 0)
+		item.message = NULL;
+	if (!item.vm || !item.path || !item.message)
+		goto fail;
+	d->items[d->count++] = item;
+	if (level == DIAG_ERROR)
+		d->errors++;
+	return 0;
+fail:
+	free(item.vm);
+	free(item.path);
+	free(item.message);
+	errno = ENOMEM;
+	return -1;
+}
+
+int diags_add(struct diags *d, enum diag_level level, const char *vm,
+	      const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = diags_vadd(d, level, vm, path, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+const char *diag_level_name(enum diag_level level)
+{
+	switch (level) {
+	case DIAG_NOTE:
+		return "note";
+	case DIAG_WARNING:
+		return "warning";
+	case DIAG_ERROR:
+		break;
+	}
+	return "error";
+}
+
+char *diag_format(const struct diag *item)
+{
+	const char *prefix = item->level == DIAG_WARNING ? "warning: " :
+			     item->level == DIAG_NOTE ? "note: " : "";
+	char *s;
+
+	if (asprintf(&s, "%s: %s: %s%s", item->vm, item->path, prefix,
+		     item->message) < 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return s;
+}

@@ -1,0 +1,414 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon/control.h"
+
+static void client_ready(struct loop_source *src, uint32_t events);
+static void client_timer(struct loop_source *src, uint32_t events);
+
+static void client_free(struct client *c)
+{
+	struct control *ctl = c->ctl;
+
+	if (c->closed)
+		c->closed(c->owner, c);
+	loop_del(ctl->loop, &c->src);
+	loop_del(ctl->loop, &c->timer);
+	close(c->src.fd);
+	if (c->timer.fd >= 0)
+		close(c->timer.fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		ctl->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	buf_free(&c->in);
+	buf_free(&c->out);
+	free(c);
+}
+
+/* Ask the loop to free c: it reports a hang-up for a socket shut down in
+ * both directions.  Safe from any callback, unlike client_free. */
+static void client_kill(struct client *c)
+{
+	if (c->dead)
+		return;
+	c->dead = true;
+	shutdown(c->src.fd, SHUT_RDWR);
+	loop_mod(c->ctl->loop, &c->src, EPOLLIN);
+}
+
+static void client_events(struct client *c)
+{
+	uint32_t ev = 0;
+
+	if (c->dead)
+		return;
+	if (!c->eof && !c->closing)
+		ev |= EPOLLIN;
+	if (c->out.len)
+		ev |= EPOLLOUT;
+	loop_mod(c->ctl->loop, &c->src, ev);
+}
+
+static void client_flush(struct client *c)
+{
+	ssize_t n;
+
+	while (c->out.len && !c->dead) {
+		n = send(c->src.fd, c->out.data, c->out.len,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			client_kill(c);
+			return;
+		}
+		buf_consume(&c->out, (size_t)n);
+	}
+	if (c->closing && !c->out.len) {
+		client_kill(c);
+		return;
+	}
+	client_events(c);
+}
+
+static void client_queue(struct client *c, const void *data, size_t n)
+{
+	if (c->dead)
+		return;
+	if (buf_append(&c->out, data, n) < 0) {
+		/* It does not read what it asked for: drop it. */
+		client_kill(c);
+		return;
+	}
+	client_flush(c);
+}
+
+static void client_idle(struct client *c, bool arm)
+{
+	loop_timer_arm(c->timer.fd, arm ? CONTROL_IDLE_MS : 0);
+}
+
+static void client_pump(struct client *c)
+{
+	struct control *ctl = c->ctl;
+	json_error_t err;
+	json_t *req;
+	char *nl;
+	size_t n;
+
+	if (c->dispatching)
+		return;
+	c->dispatching = true;
+	while (!c->pending && !c->streaming && !c->dead && !c->closing &&
+	       c->in.len && (nl = memchr(c->in.data, '\n', c->in.len))) {
+		n = (size_t)(nl - c->in.data);
+		req = n ? json_loadb(c->in.data, n, 0, &err) : NULL;
+		buf_consume(&c->in, n + 1);
+		if (!n)
+			continue;
+		c->pending = true;
+		client_idle(c, false);
+		if (!req) {
+			control_error(c, "bad request: %s", err.text);
+			continue;
+		}
+		if (!json_is_object(req))
+			control_error(c, "bad request: not a JSON object");
+		else
+			ctl->request(ctl->arg, c, req);
+		json_decref(req);
+	}
+	if (c->streaming && c->in.len && c->input && !c->dead) {
+		c->input(c->owner, c, c->in.data, c->in.len);
+		c->in.len = 0;
+	}
+	c->dispatching = false;
+	if (c->eof && !c->pending && !c->streaming && !c->closing) {
+		if (c->in.len) {
+			c->pending = true;
+			control_error(c, "bad request: truncated (no newline before end of input)");
+		}
+		control_finish(c);
+	}
+}
+
+static void client_read(struct client *c)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = recv(c->src.fd, chunk, sizeof chunk, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				client_kill(c);
+			return;
+		}
+		if (n == 0) {
+			c->eof = true;
+			if (c->streaming) {
+				/* A viewer that closed its input keeps
+				 * receiving until it closes the socket. */
+				client_events(c);
+				return;
+			}
+			client_events(c);
+			client_pump(c);
+			return;
+		}
+		if (c->streaming) {
+			if (c->input)
+				c->input(c->owner, c, chunk, (size_t)n);
+			continue;
+		}
+		if (buf_append(&c->in, chunk, (size_t)n) < 0) {
+			c->in.len = 0;
+			if (!c->pending) {
+				c->pending = true;
+				control_error(c, "bad request: longer than %d bytes",
+					      CONTROL_REQUEST_MAX);
+			}
+			control_finish(c);
+			return;
+		}
+		client_pump(c);
+		if (c->dead || c->closing)
+			return;
+	}
+}
+
+static void client_ready(struct loop_source *src, uint32_t events)
+{
+	struct client *c = src->arg;
+
+	if (c->dead) {
+		client_free(c);
+		return;
+	}
+	if (events & EPOLLIN)
+		client_read(c);
+	if (!c->dead && (events & EPOLLOUT))
+		client_flush(c);
+	if (!c->dead && (events & (EPOLLHUP | EPOLLERR)))
+		client_kill(c);
+	if (c->dead && (events & (EPOLLHUP | EPOLLERR)))
+		client_free(c);
+}
+
+static void client_timer(struct loop_source *src, uint32_t events)
+{
+	struct client *c = src->arg;
+
+	loop_timer_ack(src->fd);
+	if (c->pending || c->streaming || c->dead)
+		return;
+	c->pending = true;
+	control_error(c, "idle for %d s: closing", CONTROL_IDLE_MS / 1000);
+	control_finish(c);
+}
+
+static void control_accept(struct loop_source *src, uint32_t events)
+{
+	struct control *ctl = src->arg;
+	struct client *c;
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	static const char refused[] =
+		"{\"ok\": false, \"error\": \"permission denied: not root nor the daemon's user\"}\n";
+	int fd;
+
+	fd = accept4(ctl->src.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    (cred.uid != 0 && cred.uid != ctl->uid)) {
+		send(fd, refused, sizeof refused - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof *c);
+	if (!c)
+		goto fail_fd;
+	c->ctl = ctl;
+	c->uid = cred.uid;
+	c->src = (struct loop_source){ fd, client_ready, c };
+	c->timer = (struct loop_source){ loop_timer_new(), client_timer, c };
+	if (c->timer.fd < 0)
+		goto fail_client;
+	buf_init(&c->in, CONTROL_REQUEST_MAX);
+	buf_init(&c->out, CONTROL_OUT_MAX);
+	if (loop_add(ctl->loop, &c->src, EPOLLIN) < 0)
+		goto fail_timer;
+	if (loop_add(ctl->loop, &c->timer, EPOLLIN) < 0)
+		goto fail_watch;
+	client_idle(c, true);
+	c->next = ctl->clients;
+	if (c->next)
+		c->next->prev = c;
+	ctl->clients = c;
+	return;
+
+fail_watch:
+	loop_del(ctl->loop, &c->src);
+fail_timer:
+	close(c->timer.fd);
+fail_client:
+	free(c);
+fail_fd:
+	close(fd);
+}
+
+int control_listen(struct control *ctl, struct loop *loop, const char *path,
+		   control_request_fn *request, void *arg)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd, r;
+
+	if (strlen(path) >= sizeof sun.sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	memset(ctl, 0, sizeof *ctl);
+	ctl->loop = loop;
+	ctl->uid = getuid();
+	ctl->request = request;
+	ctl->arg = arg;
+	ctl->path = strdup(path);
+	if (!ctl->path)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail_path;
+	/* The state dir lock is held: a socket left here is stale. */
+	unlink(path);
+	old = umask(0177);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+	umask(old);
+	if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0)
+		goto fail_fd;
+	ctl->src = (struct loop_source){ fd, control_accept, ctl };
+	if (loop_add(loop, &ctl->src, EPOLLIN) < 0)
+		goto fail_unlink;
+	return 0;
+
+fail_unlink:
+	unlink(path);
+fail_fd:
+	r = errno;
+	close(fd);
+	errno = r;
+fail_path:
+	free(ctl->path);
+	ctl->path = NULL;
+	return -1;
+}
+
+void control_fini(struct control *ctl)
+{
+	while (ctl->clients)
+		client_free(ctl->clients);
+	if (ctl->path) {
+		loop_del(ctl->loop, &ctl->src);
+		close(ctl->src.fd);
+		unlink(ctl->path);
+		free(ctl->path);
+		ctl->path = NULL;
+	}
+}
+
+void control_reply(struct client *c, json_t *reply)
+{
+	char *s;
+
+	if (!c->pending) {
+		json_decref(reply);
+		return;
+	}
+	c->pending = false;
+	s = json_dumps(reply, JSON_COMPACT);
+	json_decref(reply);
+	if (!s) {
+		client_kill(c);
+		return;
+	}
+	client_queue(c, s, strlen(s));
+	client_queue(c, "\n", 1);
+	free(s);
+	if (c->dead || c->streaming)
+		return;
+	client_idle(c, true);
+	client_pump(c);
+}
+
+void control_ok(struct client *c)
+{
+	control_reply(c, json_pack("{s:b}", "ok", 1));
+}
+
+void control_error(struct client *c, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	control_reply(c, json_pack("{s:b,s:s}", "ok", 0, "error", msg));
+}
+
+void control_stream(struct client *c, void *owner, control_input_fn *input,
+		    control_close_fn *closed)
+{
+	c->streaming = true;
+	c->owner = owner;
+	c->input = input;
+	c->closed = closed;
+	control_ok(c);
+	/* Anything typed after the request line is console input. */
+	if (!c->dispatching)
+		client_pump(c);
+}
+
+void control_send(struct client *c, const void *data, size_t n)
+{
+	client_queue(c, data, n);
+}
+
+void control_finish(struct client *c)
+{
+	if (c->dead)
+		return;
+	c->closing = true;
+	client_flush(c);
+}
+
+void control_own(struct client *c, void *owner, control_close_fn *closed)
+{
+	c->owner = owner;
+	c->closed = closed;
+}
+
+void control_disown(struct client *c)
+{
+	c->owner = NULL;
+	c->input = NULL;
+	c->closed = NULL;
+}

@@ -1,0 +1,33 @@
+/* What the whole daemon shares: one instance, owned by main(). */
+#ifndef VMHOSTD_DAEMON_H
+#define VMHOSTD_DAEMON_H
+
+#include <stdbool.h>
+
+#include "config/vmconfig.h"
+#include "daemon/control.h"
+#include "daemon/loop.h"
+#include "vmm/vmm.h"
+
+struct vm;
+
+struct daemon {
+	struct loop loop;
+	struct control control;
+	struct loop_source signals;
+	struct vmconfig_roots roots;
+	const char *state_dir;
+	enum vmm_accel accel;
+	const char *accel_why;
+	bool use_syslog;   /* /dev/log exists: serial lines go there too */
+	bool shutting_down;
+	struct vm *vms;
+};
+
+/* The daemon's own log: stderr (a file in the state dir once detached). */
+void daemon_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A VM left a running state; quit if shutting down and none is left. */
+void daemon_vm_settled(struct daemon *d);
+
+#endif

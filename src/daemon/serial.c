@@ -1,0 +1,160 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "daemon/serial.h"
+
+static void serial_ready(struct loop_source *src, uint32_t events);
+
+static int serial_open_log(struct serial *s)
+{
+	struct stat st;
+
+	s->log_fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+			 O_NOFOLLOW, 0640);
+	if (s->log_fd < 0)
+		return -1;
+	s->size = fstat(s->log_fd, &st) == 0 ? (size_t)st.st_size : 0;
+	return 0;
+}
+
+int serial_open(struct serial *s, struct loop *loop, int fd, const char *dir,
+		const char *vm, size_t cap, bool use_syslog)
+{
+	memset(s, 0, sizeof *s);
+	s->loop = loop;
+	s->vm = vm;
+	s->cap = cap;
+	s->syslog = use_syslog;
+	s->log_fd = -1;
+	s->src = (struct loop_source){ fd, serial_ready, s };
+	if (asprintf(&s->path, "%s/serial.log", dir) < 0)
+		goto fail;
+	if (asprintf(&s->path_old, "%s/serial.log.1", dir) < 0)
+		goto fail_path;
+	if (serial_open_log(s) < 0)
+		goto fail_old;
+	if (fd >= 0 && loop_add(loop, &s->src, EPOLLIN) < 0)
+		goto fail_log;
+	return 0;
+
+fail_log:
+	close(s->log_fd);
+fail_old:
+	free(s->path_old);
+fail_path:
+	free(s->path);
+fail:
+	s->path = s->path_old = NULL;
+	return -1;
+}
+
+/* One generation is kept: serial.log becomes serial.log.1. */
+static void serial_rotate(struct serial *s)
+{
+	close(s->log_fd);
+	rename(s->path, s->path_old);
+	if (serial_open_log(s) < 0)
+		s->log_fd = -1;
+}
+
+static void serial_syslog_line(struct serial *s)
+{
+	if (s->line_len)
+		syslog(LOG_INFO, "vm %s: %.*s", s->vm, (int)s->line_len, s->line);
+	s->line_len = 0;
+}
+
+/* Guest bytes are hostile: only printable ASCII reaches syslog. */
+static void serial_syslog(struct serial *s, const char *data, size_t n)
+{
+	unsigned char ch;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		ch = (unsigned char)data[i];
+		if (ch == '\n') {
+			serial_syslog_line(s);
+			continue;
+		}
+		if (ch == '\r')
+			continue;
+		if (ch == '\t')
+			ch = ' ';
+		else if (ch < 0x20 || ch >= 0x7f)
+			ch = '?';
+		s->line[s->line_len++] = (char)ch;
+		if (s->line_len == sizeof s->line)
+			serial_syslog_line(s);
+	}
+}
+
+void serial_feed(struct serial *s, const char *data, size_t n)
+{
+	ssize_t w;
+
+	if (s->size && s->size + n > s->cap)
+		serial_rotate(s);
+	if (s->log_fd >= 0) {
+		w = write(s->log_fd, data, n);
+		if (w > 0)
+			s->size += (size_t)w;
+	}
+	if (s->syslog)
+		serial_syslog(s, data, n);
+	if (s->tap)
+		s->tap(s->tap_arg, data, n);
+}
+
+static int serial_drain(struct serial *s)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = read(s->src.fd, chunk, sizeof chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return -1;
+		serial_feed(s, chunk, (size_t)n);
+	}
+}
+
+static void serial_ready(struct loop_source *src, uint32_t events)
+{
+	struct serial *s = src->arg;
+
+	if (serial_drain(s) < 0) {
+		/* QEMU is gone; its exit arrives through the pidfd. */
+		loop_del(s->loop, &s->src);
+		close(s->src.fd);
+		s->src.fd = -1;
+	}
+}
+
+void serial_close(struct serial *s)
+{
+	if (s->src.fd >= 0) {
+		serial_drain(s);
+		loop_del(s->loop, &s->src);
+		close(s->src.fd);
+		s->src.fd = -1;
+	}
+	if (s->syslog)
+		serial_syslog_line(s);
+	if (s->log_fd >= 0)
+		close(s->log_fd);
+	s->log_fd = -1;
+	free(s->path);
+	free(s->path_old);
+	s->path = s->path_old = NULL;
+}

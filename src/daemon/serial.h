@@ -1,0 +1,41 @@
+/* The serial console log of one VM: STATE/vms/NAME/serial.log, capped,
+ * with one older generation in serial.log.1, and one syslog line per
+ * guest line when /dev/log exists.  The daemon only ever reads the
+ * serial socket: the port is write-only for the guest. */
+#ifndef VMHOSTD_SERIAL_H
+#define VMHOSTD_SERIAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "daemon/loop.h"
+
+#define SERIAL_LOG_CAP (1024 * 1024)
+#define SERIAL_LINE_MAX 512 /* longer guest lines are split for syslog */
+
+struct serial {
+	struct loop *loop;
+	struct loop_source src;
+	int log_fd;
+	char *path;
+	char *path_old;
+	size_t size;
+	size_t cap;
+	bool syslog;
+	const char *vm;
+	char line[SERIAL_LINE_MAX];
+	size_t line_len;
+	/* Every byte also goes here (log followers); may be NULL. */
+	void (*tap)(void *arg, const char *data, size_t n);
+	void *tap_arg;
+};
+
+/* Open dir/serial.log for appending and watch fd (taking it). */
+int serial_open(struct serial *s, struct loop *loop, int fd, const char *dir,
+		const char *vm, size_t cap, bool use_syslog);
+/* Append bytes as if the guest sent them (tests, daemon markers). */
+void serial_feed(struct serial *s, const char *data, size_t n);
+/* Read what is left, then close everything. */
+void serial_close(struct serial *s);
+
+#endif

@@ -1,0 +1,22 @@
+/* The daemon's state directory:
+ *
+ *   STATE/lock           flock()ed by the running daemon
+ *   STATE/control        the control socket
+ *   STATE/vmhostd.log    the daemon's own log when not in the foreground
+ *   STATE/vms/NAME/      serial.log, serial.log.1, qemu.log, fs-TAG.sock
+ */
+#ifndef VMHOSTD_STATEDIR_H
+#define VMHOSTD_STATEDIR_H
+
+#include <stddef.h>
+
+/* Create STATE and STATE/vms (0700) and lock STATE/lock; returns the lock
+ * fd, or -1 with errno (EWOULDBLOCK: another daemon holds it). */
+int statedir_lock(const char *state);
+/* Create STATE/vms/NAME and return its path (caller frees). */
+char *statedir_vm(const char *state, const char *name);
+/* PATH/NAME, caller frees; NULL with errno on failure or when too long
+ * for a unix socket path (ENAMETOOLONG). */
+char *statedir_socket(const char *dir, const char *name);
+
+#endif

@@ -1,0 +1,118 @@
+/* One VM's life in the daemon: an explicit state machine
+ *
+ *   stopped -> starting -> running -> stopping -> stopped
+ *                 |           |           (guest powered off, or killed
+ *                 v           v            after the stop timeout)
+ *              failed      failed (QEMU crashed, exited with status N,
+ *                                  a virtiofsd died)
+ *
+ * and everything it owns while not stopped: the QEMU and virtiofsd
+ * processes (pidfds), the QMP, serial and console sockets, the stop
+ * timer, and the clients waiting for a transition.  Every transition is an
+ * event-loop callback; nothing here blocks.
+ */
+#ifndef VMHOSTD_VMSTATE_H
+#define VMHOSTD_VMSTATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "config/vmconfig.h"
+#include "daemon/console.h"
+#include "daemon/control.h"
+#include "daemon/daemon.h"
+#include "daemon/serial.h"
+#include "vmm/qmp.h"
+#include "vmm/vmm.h"
+
+#define VMSTATE_WAITERS_MAX 16
+#define VMSTATE_FOLLOWERS_MAX 16
+#define VMSTATE_START_TIMEOUT_MS 60000
+#define VMSTATE_STOP_TIMEOUT_S 30
+#define VMSTATE_HOTPLUG_PORTS 4
+
+enum vm_state { VM_STOPPED, VM_STARTING, VM_RUNNING, VM_STOPPING, VM_FAILED };
+
+struct vm;
+
+/* A process the VM owns, watched through its pidfd. */
+struct vm_child {
+	struct vm *vm;
+	struct loop_source src;
+	pid_t pid;
+	const char *what;   /* "QEMU", "virtiofsd for share TAG" */
+	char label[VMCONFIG_TAG_MAX + 32];
+};
+
+enum vm_wait { VM_WAIT_START, VM_WAIT_STOP };
+
+struct vm {
+	struct daemon *d;
+	struct vm *next;
+	char name[VMCONFIG_NAME_MAX + 1];
+	char *dir;                 /* STATE/vms/NAME */
+	enum vm_state state;
+	char reason[512];          /* why it is failed or stopped */
+	time_t since;
+
+	/* Set while starting, running or stopping. */
+	struct vm_config *cfg;
+	enum vmm_accel accel;
+	bool wayland_dropped;      /* asked for, but the VMM cannot */
+	struct vm_child qemu;
+	struct vm_child *fsd;      /* one per cfg->shares */
+	size_t fsd_count;
+	struct loop_source qmp;
+	struct qmp_codec *codec;
+	uint64_t qmp_id;
+	int qmp_step;
+	struct serial serial;
+	bool serial_open;
+	struct console console;
+	bool console_open;
+	struct loop_source timer;
+	unsigned int stop_timeout;
+
+	/* Where inter-VM links plug in (issue 5): NICs present at boot, and
+	 * free root ports for clients hot-plugged into a provider. */
+	struct vmm_nic *nics;
+	size_t nic_count;
+	unsigned int hotplug_ports;
+
+	/* Teardown: once every child is reaped, settle here. */
+	bool tearing_down;
+	enum vm_state end_state;
+	char end_reason[512];
+
+	struct {
+		struct client *c;
+		enum vm_wait kind;
+	} waiters[VMSTATE_WAITERS_MAX];
+	size_t waiter_count;
+	struct client *followers[VMSTATE_FOLLOWERS_MAX];
+	size_t follower_count;
+};
+
+const char *vmstate_name(enum vm_state s);
+/* The record for name, created (stopped) if create; NULL if none. */
+struct vm *vmstate_find(struct daemon *d, const char *name, bool create);
+bool vmstate_active(const struct vm *vm);
+bool vmstate_any_active(struct daemon *d);
+
+/* Requests: each answers c, now or when the transition completes. */
+void vmstate_start(struct vm *vm, struct client *c);
+void vmstate_stop(struct vm *vm, struct client *c, bool force,
+		  unsigned int timeout_s);
+/* Stream the serial log to c; with follow, keep sending new output. */
+void vmstate_log(struct vm *vm, struct client *c, bool follow);
+void vmstate_console(struct vm *vm, struct client *c);
+/* name, state, pid, since, reason (+ config and devices if detail). */
+json_t *vmstate_json(struct vm *vm, bool detail);
+
+void vmstate_stop_all(struct daemon *d, bool force);
+/* At exit: kill and reap whatever is left, free every record. */
+void vmstate_free_all(struct daemon *d);
+
+#endif

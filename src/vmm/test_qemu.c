@@ -1,0 +1,345 @@
+/* Unit tests of the QEMU command line and accelerator choice. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "vmm/vmm.h"
+
+struct fixture {
+	struct vm_config cfg;
+	struct vm_disk disks[3];
+	struct vm_share shares[2];
+	int disk_fds[3];
+	int vfs_fds[2];
+	struct vmm_nic nics[2];
+	struct vmm_launch l;
+};
+
+static int fixture_setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	static char *names[] = { "rootfs.ext4", "blk/a.img", "blk/b.img" };
+
+	assert_non_null(f);
+	strcpy(f->cfg.name, "appvm-lynx");
+	f->cfg.kernel = "/x/vmlinux";
+	f->cfg.memory = 512ull << 20;
+	f->cfg.cpus = 1;
+	f->cfg.cmdline = "console=ttyS0 root=PARTLABEL=root ro quiet,x";
+	for (int i = 0; i < 3; i++) {
+		FILE *t = tmpfile();
+		assert_non_null(t);
+		f->disk_fds[i] = dup(fileno(t));
+		fclose(t);
+		f->disks[i].relpath = names[i];
+		f->disks[i].path = names[i];
+	}
+	f->cfg.disks = f->disks;
+	f->cfg.disk_count = 3;
+	strcpy(f->shares[0].tag, "docs");
+	strcpy(f->shares[1].tag, "media");
+	f->shares[0].host_dir = "/ext/docs";
+	f->shares[1].host_dir = "/ext/media";
+	f->cfg.shares = f->shares;
+	f->cfg.share_count = 2;
+	f->cfg.uplink = true;
+	f->vfs_fds[0] = 40;
+	f->vfs_fds[1] = 41;
+	f->nics[0].tap_fd = 50;
+	linkaddr_mac(LINKADDR_CLIENT, 0xa546, f->nics[0].mac);
+	f->nics[1].tap_fd = 51;
+	linkaddr_mac(LINKADDR_CLIENT, 0x0102, f->nics[1].mac);
+	f->l = (struct vmm_launch){
+		.cfg = &f->cfg, .accel = VMM_ACCEL_TCG, .kernel_fd = 10,
+		.qmp_fd = 11, .serial_fd = 12, .console_fd = 13,
+		.disk_fds = f->disk_fds, .virtiofs_fds = f->vfs_fds,
+		.nics = f->nics, .nic_count = 2, .hotplug_ports = 10,
+	};
+	*state = f;
+	return 0;
+}
+
+static int fixture_teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	for (int i = 0; i < 3; i++)
+		close(f->disk_fds[i]);
+	free(f);
+	return 0;
+}
+
+static int argv_find(char **argv, const char *s)
+{
+	for (int i = 0; argv[i]; i++)
+		if (strcmp(argv[i], s) == 0)
+			return i;
+	return -1;
+}
+
+/* The index of opt immediately followed by value, or fail. */
+static int argv_pair(char **argv, const char *opt, const char *value)
+{
+	for (int i = 0; argv[i] && argv[i + 1]; i++)
+		if (strcmp(argv[i], opt) == 0 && strcmp(argv[i + 1], value) == 0)
+			return i;
+	fail_msg("missing %s %s", opt, value);
+	return -1;
+}
+
+static void test_full(void **state)
+{
+	struct fixture *f = *state;
+	char **argv, buf[256];
+
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	assert_string_equal(argv[0], VMM_QEMU_PATH);
+	argv_pair(argv, "-name", "guest=appvm-lynx,debug-threads=on");
+	assert_true(argv_find(argv, "-nodefaults") > 0);
+	assert_true(argv_find(argv, "-no-user-config") > 0);
+	argv_pair(argv, "-display", "none");
+	argv_pair(argv, "-machine", "q35,memory-backend=mem");
+	argv_pair(argv, "-accel", "tcg");
+	argv_pair(argv, "-cpu", "max");
+	argv_pair(argv, "-m", "512M");
+	argv_pair(argv, "-object", "memory-backend-memfd,id=mem,size=512M,share=on");
+	argv_pair(argv, "-smp", "1");
+	argv_pair(argv, "-kernel", "/proc/self/fd/10");
+	/* -append is no QemuOpts: its commas are the guest's business. */
+	argv_pair(argv, "-append", f->cfg.cmdline);
+	argv_pair(argv, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,"
+		  "spawn=deny,resourcecontrol=deny");
+	argv_pair(argv, "-chardev", "socket,id=qmp,fd=11");
+	argv_pair(argv, "-mon", "chardev=qmp,mode=control");
+	argv_pair(argv, "-chardev", "socket,id=serial0,fd=12");
+	argv_pair(argv, "-serial", "chardev:serial0");
+	argv_pair(argv, "-device", "virtio-serial-pci,id=vser0");
+	argv_pair(argv, "-chardev", "socket,id=hvc0,fd=13");
+	argv_pair(argv, "-device", "virtconsole,chardev=hvc0,bus=vser0.0");
+	/* Disks in the loader's order, each its own fdset, read-only. */
+	int last = 0;
+	for (int i = 0; i < 3; i++) {
+		snprintf(buf, sizeof(buf), "fd=%d,set=%d,opaque=disk%d",
+			 f->disk_fds[i], i + 1, i);
+		int at = argv_pair(argv, "-add-fd", buf);
+		assert_true(at > last);
+		last = at;
+		snprintf(buf, sizeof(buf), "{\"driver\":\"raw\",\"node-name\":"
+			 "\"disk%d\",\"read-only\":true,\"file\":{\"driver\":"
+			 "\"file\",\"filename\":\"/dev/fdset/%d\",\"read-only\":"
+			 "true}}", i, i + 1);
+		at = argv_pair(argv, "-blockdev", buf);
+		assert_true(at > last);
+		snprintf(buf, sizeof(buf), "virtio-blk-pci,id=blk%d,drive=disk%d",
+			 i, i);
+		assert_true(argv_pair(argv, "-device", buf) > at);
+	}
+	argv_pair(argv, "-chardev", "socket,id=vfs0,fd=40");
+	argv_pair(argv, "-device", "vhost-user-fs-pci,id=fs0,chardev=vfs0,tag=docs");
+	argv_pair(argv, "-chardev", "socket,id=vfs1,fd=41");
+	argv_pair(argv, "-device", "vhost-user-fs-pci,id=fs1,chardev=vfs1,tag=media");
+	argv_pair(argv, "-fw_cfg", "name=opt/vmhost/virtiofs-tags,string=docs,,media");
+	argv_pair(argv, "-netdev", "tap,id=net0,fd=50");
+	argv_pair(argv, "-device", "virtio-net-pci,id=nic0,netdev=net0,mac=0A:B3:EC:00:A5:46");
+	argv_pair(argv, "-netdev", "tap,id=net1,fd=51");
+	argv_pair(argv, "-device", "virtio-net-pci,id=nic1,netdev=net1,mac=0A:B3:EC:00:01:02");
+	argv_pair(argv, "-netdev", "user,id=uplink");
+	/* Hot-plug ports come before every auto-placed device. */
+	int hp0 = argv_pair(argv, "-device", "pcie-root-port,id=hp0,bus=pcie.0,"
+			    "chassis=1,addr=0x18.0x0,multifunction=on,io-reserve=0");
+	assert_true(hp0 < argv_find(argv, "virtio-serial-pci,id=vser0"));
+	argv_pair(argv, "-device", "pcie-root-port,id=hp7,bus=pcie.0,"
+		  "chassis=8,addr=0x18.0x7,io-reserve=0");
+	argv_pair(argv, "-device", "pcie-root-port,id=hp9,bus=pcie.0,"
+		  "chassis=10,addr=0x19.0x1,io-reserve=0");
+	vmm_hotplug_port_id(9, buf, sizeof(buf));
+	assert_string_equal(buf, "hp9");
+	/* No element is empty or has a stray space from splitting. */
+	for (int i = 0; argv[i]; i++)
+		assert_true(argv[i][0] != '\0');
+	vmm_argv_free(argv);
+}
+
+static const char *uplink_mac(char **argv)
+{
+	for (int i = 0; argv[i]; i++)
+		if (strncmp(argv[i], "virtio-net-pci,id=uplink0,", 26) == 0)
+			return strstr(argv[i], "mac=") + 4;
+	return NULL;
+}
+
+static void test_uplink_mac(void **state)
+{
+	struct fixture *f = *state;
+	char **a, **b, mac1[32], mac2[32];
+	uint8_t m[6];
+	uint16_t id;
+
+	assert_int_equal(vmm_argv(&f->l, &a), 0);
+	assert_int_equal(vmm_argv(&f->l, &b), 0);
+	assert_non_null(uplink_mac(a));
+	strcpy(mac1, uplink_mac(a));
+	assert_string_equal(mac1, uplink_mac(b));
+	assert_int_equal(linkaddr_parse_mac(mac1, m), 0);
+	assert_int_equal(m[0] & 0x03, 0x02); /* local, unicast */
+	assert_int_equal(linkaddr_classify(m, &id), LINKADDR_FOREIGN);
+	vmm_argv_free(a);
+	vmm_argv_free(b);
+	strcpy(f->cfg.name, "netvm");
+	assert_int_equal(vmm_argv(&f->l, &a), 0);
+	strcpy(mac2, uplink_mac(a));
+	assert_string_not_equal(mac1, mac2);
+	vmm_argv_free(a);
+	f->cfg.uplink = false;
+	assert_int_equal(vmm_argv(&f->l, &a), 0);
+	assert_null(uplink_mac(a));
+	assert_int_equal(argv_find(a, "user,id=uplink"), -1);
+	vmm_argv_free(a);
+}
+
+static void test_kvm_smp(void **state)
+{
+	struct fixture *f = *state;
+	char **argv;
+
+	f->l.accel = VMM_ACCEL_KVM;
+	f->cfg.cpus = 4;
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	argv_pair(argv, "-accel", "kvm");
+	argv_pair(argv, "-cpu", "host");
+	argv_pair(argv, "-smp", "4");
+	vmm_argv_free(argv);
+	f->l.accel = VMM_ACCEL_TCG;
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	argv_pair(argv, "-accel", "tcg,thread=multi");
+	argv_pair(argv, "-cpu", "max");
+	vmm_argv_free(argv);
+}
+
+static void test_minimal(void **state)
+{
+	struct fixture *f = *state;
+	char **argv;
+
+	f->cfg.share_count = 0;
+	f->l.nic_count = 0;
+	f->l.hotplug_ports = 0;
+	f->cfg.uplink = false;
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	/* No shares: no fw_cfg tag list at all. */
+	assert_int_equal(argv_find(argv, "-fw_cfg"), -1);
+	assert_int_equal(argv_find(argv, "-netdev"), -1);
+	for (int i = 0; argv[i]; i++)
+		assert_null(strstr(argv[i], "pcie-root-port"));
+	vmm_argv_free(argv);
+}
+
+static void expect_einval(struct fixture *f)
+{
+	char **argv = (char **)0x1;
+
+	errno = 0;
+	assert_int_equal(vmm_argv(&f->l, &argv), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_ptr_equal(argv, (char **)0x1);
+}
+
+static void test_refusals(void **state)
+{
+	struct fixture *f = *state;
+
+	strcpy(f->shares[1].tag, "a,b");
+	expect_einval(f);
+	strcpy(f->shares[1].tag, "media");
+	strcpy(f->cfg.name, "x,y");
+	expect_einval(f);
+	strcpy(f->cfg.name, "ok");
+	f->cfg.memory = (512ull << 20) + 4096;
+	expect_einval(f);
+	f->cfg.memory = 0;
+	expect_einval(f);
+	f->cfg.memory = 256ull << 20;
+	f->l.hotplug_ports = VMM_HOTPLUG_MAX + 1;
+	expect_einval(f);
+	f->l.hotplug_ports = VMM_HOTPLUG_MAX;
+	char **argv;
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	argv_pair(argv, "-device", "pcie-root-port,id=hp55,bus=pcie.0,"
+		  "chassis=56,addr=0x1e.0x7,io-reserve=0");
+	vmm_argv_free(argv);
+	f->l.kernel_fd = -1;
+	expect_einval(f);
+	f->l.kernel_fd = 10;
+	f->vfs_fds[0] = -1;
+	expect_einval(f);
+	f->vfs_fds[0] = 40;
+	/* A disk fd that is no file or block device. */
+	int saved = f->disk_fds[1];
+	f->disk_fds[1] = -1;
+	expect_einval(f);
+	f->disk_fds[1] = saved;
+	f->nics[1].tap_fd = -1;
+	expect_einval(f);
+}
+
+static void test_launch_fds(void **state)
+{
+	struct fixture *f = *state;
+	int *fds;
+	size_t n;
+
+	assert_int_equal(vmm_launch_fds(&f->l, &fds, &n), 0);
+	assert_int_equal(n, 4 + 3 + 2 + 2);
+	assert_int_equal(fds[0], 10);
+	assert_int_equal(fds[4], f->disk_fds[0]);
+	assert_int_equal(fds[7], 40);
+	assert_int_equal(fds[10], 51);
+	free(fds);
+}
+
+static void test_accel(void **state)
+{
+	enum vmm_accel a;
+	const char *why = NULL;
+
+	assert_int_equal(vmm_accel_resolve("tcg", &a, &why), 0);
+	assert_int_equal(a, VMM_ACCEL_TCG);
+	assert_non_null(why);
+	assert_int_equal(vmm_accel_resolve("kvm", &a, &why), 0);
+	assert_int_equal(a, VMM_ACCEL_KVM);
+	errno = 0;
+	assert_int_equal(vmm_accel_resolve("xen", &a, &why), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(vmm_accel_resolve("auto", &a, &why), 0);
+	bool vendor = access("/sys/module/kvm_intel", F_OK) == 0 ||
+		      access("/sys/module/kvm_amd", F_OK) == 0;
+	bool rw = access("/dev/kvm", R_OK | W_OK) == 0;
+	assert_int_equal(a, vendor && rw ? VMM_ACCEL_KVM : VMM_ACCEL_TCG);
+	assert_string_equal(vmm_accel_name(a), vendor && rw ? "kvm" : "tcg");
+	assert_non_null(strstr(why, vmm_accel_name(a)[0] == 'k' ? "KVM" : "TCG"));
+
+	struct vmm_caps caps = { .wayland = true };
+	vmm_caps_get(&caps);
+	assert_false(caps.wayland);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_full, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_uplink_mac, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_kvm_smp, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_minimal, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_refusals, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_launch_fds, fixture_setup, fixture_teardown),
+		cmocka_unit_test(test_accel),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

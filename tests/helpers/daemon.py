@@ -1,0 +1,252 @@
+"""Run vmhostd for tests: a private config root and state dir, the `vm`
+CLI pointed at it, raw protocol access, and a leak check on the way out.
+
+    d = Daemon(tmp_path).start()
+    d.guest("app", shares={"home": dir})   # a bootable VM dir
+    d.vm("start", "app")                   # CompletedProcess
+    with d.console("app") as con: con.run("echo hi")
+    d.stop()                               # SIGTERM, then assert no leaks
+"""
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from helpers import qemu, vmdirs
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+BUILD = pathlib.Path(os.environ.get("VMHOST_BUILD", ROOT / "build"))
+GUEST = BUILD / "guest"
+VM = BUILD / "vm"
+VMHOSTD = BUILD / "vmhostd"
+READY = qemu.READY
+
+
+def descendants(pid):
+    """Every live process below pid (by /proc ppid links)."""
+    parents = {}
+    for p in pathlib.Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            stat = (p / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] == "Z":
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(p.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def cmdline(pid):
+    try:
+        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "?"
+
+
+def wait_until(pred, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Console:
+    """A raw console stream over the control socket."""
+
+    def __init__(self, path, name):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(path))
+        self.sock.sendall(json.dumps({"op": "console", "name": name}).encode() + b"\n")
+        self.buf = b""
+        line = self.read_until(b"\n", 10)
+        head, _, self.buf = self.buf.partition(b"\n")
+        self.reply = json.loads(head)
+        assert line
+
+    def read_until(self, needle, timeout):
+        end = time.monotonic() + timeout
+        while needle not in self.buf:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"console: no {needle!r} within {timeout} s; got {self.buf[-2000:]!r}")
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                raise AssertionError(f"console closed before {needle!r}; got {self.buf[-2000:]!r}")
+            self.buf += data
+        return True
+
+    def run(self, command, timeout=30):
+        """Type command; return the output between two unique markers."""
+        mark = f"M{time.monotonic_ns()}"
+        self.buf = b""
+        # The shell computes $((1+1)), so the echoed input never matches.
+        self.sock.sendall(f"echo {mark}-$((1+1)); {command}; echo {mark}-$((2+2))\n".encode())
+        self.read_until(f"{mark}-4".encode(), timeout)
+        text = self.buf.decode(errors="replace")
+        start = text.index(f"{mark}-2") + len(mark) + 2
+        return text[start:text.index(f"{mark}-4")].replace("\r", "").strip("\n")
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Daemon:
+    def __init__(self, tmp, accel="tcg"):
+        self.tmp = pathlib.Path(tmp)
+        self.root = vmdirs.ConfigRoot(self.tmp)
+        # Short: virtiofsd socket paths live under it (108-byte limit).
+        self.state = pathlib.Path(tempfile.mkdtemp(prefix="vmh-", dir="/tmp"))
+        self.accel = accel
+        self.proc = None
+        self.log = open(self.tmp / "vmhostd.stderr", "w+b")
+
+    @property
+    def control(self):
+        return self.state / "control"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [str(VMHOSTD), "--config-root", str(self.root.path), "--state-dir",
+             str(self.state), "--accel", self.accel, "--foreground"],
+            stdout=self.log, stderr=self.log, start_new_session=True)
+        wait_until(lambda: self.proc.poll() is not None or self._listening(), 10,
+                   "the control socket")
+        assert self.proc.poll() is None, self.stderr()
+        return self
+
+    def _listening(self):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.connect(str(self.control))
+            return True
+        except OSError:
+            return False
+
+    def stderr(self):
+        self.log.flush()
+        return (self.tmp / "vmhostd.stderr").read_text(errors="replace")
+
+    def env(self):
+        return {**os.environ, "VMHOST_STATE_DIR": str(self.state)}
+
+    def vm(self, *args, timeout=120, input=None):
+        return subprocess.run([str(VM), *map(str, args)], env=self.env(),
+                              capture_output=True, text=True, timeout=timeout,
+                              input=input)
+
+    def request(self, obj, raw=None, timeout=60):
+        """One request line (or raw bytes); the parsed reply."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(self.control))
+            s.sendall(raw if raw is not None else json.dumps(obj).encode() + b"\n")
+            buf = b""
+            while b"\n" not in buf:
+                data = s.recv(65536)
+                if not data:
+                    break
+                buf += data
+            return json.loads(buf.partition(b"\n")[0])
+
+    def record(self, name):
+        for v in self.request({"op": "list"})["vms"]:
+            if v["name"] == name:
+                return v
+        return None
+
+    def wait_state(self, name, states, timeout=60):
+        return wait_until(lambda: (r := self.record(name)) and r["state"] in states and r,
+                          timeout, f"{name} in {states}")
+
+    def serial_log(self, name):
+        p = self.state / "vms" / name / "serial.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def wait_serial(self, name, text, timeout=90):
+        wait_until(lambda: text in self.serial_log(name), timeout,
+                   f"{text!r} in {name}'s serial.log")
+
+    def console(self, name):
+        return Console(self.control, name)
+
+    def guest(self, name, shares=None, disks=1):
+        """A bootable VM: the guest kit's appvm.img when built, else the
+        VMM tests' throwaway busybox rootfs.  Extra disks are blank."""
+        image = GUEST / "appvm.img"
+        if image.exists():
+            vm = self.root.vm(name, kernel=GUEST / "vmlinux", disks={"root": image})
+        else:
+            vm = qemu.guest_vm(self.root, name, GUEST / "vmlinux")
+        vm.setting("memory", "256M")
+        for i in range(1, disks):
+            vm.disk(f"extra{i}", data=b"\0" * (1 << 20))
+        for tag, target in (shares or {}).items():
+            vm.share(tag, target)
+        return vm
+
+    def assert_clean(self, name=None):
+        """No QEMU, virtiofsd or socket left for stopped VMs."""
+        if self.proc and self.proc.poll() is None:
+            left = descendants(self.proc.pid)
+            assert not left, "leaked: " + "; ".join(cmdline(p) for p in left)
+        names = [name] if name else [p.name for p in (self.state / "vms").iterdir()]
+        for n in names:
+            d = self.state / "vms" / n
+            socks = [p.name for p in d.glob("*") if p.is_socket()] if d.exists() else []
+            assert not socks, f"{n}: sockets left: {socks}"
+        mounts = pathlib.Path("/proc/mounts").read_text()
+        assert str(self.state) not in mounts
+
+    def stop(self):
+        """SIGTERM the daemon (it powers VMs off), then check for leaks."""
+        if not self.proc:
+            return
+        kids = descendants(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                for p in [self.proc.pid] + kids:
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self.proc.wait()
+                raise AssertionError("vmhostd did not exit on SIGTERM:\n" + self.stderr())
+        left = [p for p in kids if os.path.exists(f"/proc/{p}") and
+                not open(f"/proc/{p}/stat").read().split(") ")[1].startswith("Z")]
+        for p in left:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert not left, "left running after vmhostd exited: " + "; ".join(map(cmdline, left))
+        assert not self.control.exists(), "control socket left behind"
+        self.log.close()
+        subprocess.run(["rm", "-rf", str(self.state)])
