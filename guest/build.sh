@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Build the guest kit into OUTDIR: vmlinux (cached kernel build), the static
+# vm-netconf, appvm.img and netvm.img, and the demo config tree
+# OUTDIR/../demo/svc/data.  Each step is skipped when its inputs did not
+# change, so a second run takes seconds.
+#
+# usage: guest/build.sh OUTDIR
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+. "$here/scripts/progress.sh"
+
+[ $# -eq 1 ] || die "usage: $0 OUTDIR"
+mkdir -p "$1"
+out=$(cd "$1" && pwd)
+
+for tool in musl-gcc mke2fs sfdisk nft /bin/busybox; do
+	command -v "$tool" >/dev/null || die "$tool missing: run make deps"
+done
+
+# up_to_date NAME KEY: whether NAME was built from KEY; remember_key after.
+up_to_date() { [ -e "$out/$1" ] && [ "$(cat "$out/.$1.key" 2>/dev/null)" = "$2" ]; }
+remember_key() { echo "$2" >"$out/.$1.key"; }
+
+"$here/kernel/build.sh" "$out/vmlinux" "$out/kernel.log"
+
+# --- vm-netconf, static with musl --------------------------------------
+# musl ships no kernel headers; borrow the uapi ones (no glibc headers).
+netconf_src=("$here/netconf/vm-netconf.c" "$here/netconf/netconf.c" "$repo/src/common/linkaddr.c")
+key=$( { cat "${netconf_src[@]}" "$here/netconf/netconf.h" "$repo/src/common/linkaddr.h"; musl-gcc --version; } | sha256sum | cut -c1-16)
+if up_to_date vm-netconf "$key"; then
+	stage "vm-netconf: up to date"
+else
+	stage "vm-netconf: compiling (static, musl)"
+	log=$out/vm-netconf.log
+	: >"$log"
+	kinc=$out/musl-kernel-headers
+	rm -rf "$kinc" && mkdir -p "$kinc"
+	ln -s /usr/include/linux "$kinc/linux"
+	ln -s /usr/include/asm-generic "$kinc/asm-generic"
+	ln -s "/usr/include/$(gcc -print-multiarch)/asm" "$kinc/asm"
+	run "$log" musl-gcc -static -std=gnu17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror \
+		-Wno-unused-parameter -isystem "$kinc" -I "$repo/src" -I "$here/netconf" \
+		-o "$out/vm-netconf.tmp" "${netconf_src[@]}"
+	run "$log" strip "$out/vm-netconf.tmp"
+	mv "$out/vm-netconf.tmp" "$out/vm-netconf"
+	remember_key vm-netconf "$key"
+fi
+
+# --- disk images -------------------------------------------------------
+# The key is the staged tree itself (cheap to stage), so any change to a
+# rootfs file, busybox, nft or vm-netconf rebuilds the image.
+for role in appvm netvm; do
+	staging=$out/staging/$role
+	log=$out/$role.log
+	: >"$log"
+	run "$log" "$here/scripts/mkrootfs.sh" "$role" "$staging" "$out/vm-netconf"
+	key=$( { tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+			-C "$staging" -cf - .; cat "$here/scripts/mkimage.sh"; } | sha256sum | cut -c1-16)
+	if up_to_date "$role.img" "$key"; then
+		stage "$role.img: up to date"
+		continue
+	fi
+	stage "$role.img: making image (log: $log)"
+	run "$log" "$here/scripts/mkimage.sh" "$staging" "$out/$role.img"
+	remember_key "$role.img" "$key"
+	stage "$role.img: $(du -h --apparent-size "$out/$role.img" | cut -f1)"
+done
+
+# --- demo config tree --------------------------------------------------
+stage "demo tree: $(dirname "$out")/demo/svc/data"
+"$here/scripts/mkdemo.sh" "$out" "$(dirname "$out")/demo"
+stage "guest kit ready in $out"
