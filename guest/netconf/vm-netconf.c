@@ -219,6 +219,9 @@ static int nc_dhcp_start(struct nc *nc, const char *ifname)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		/* An ignored SIGCHLD survives exec and would break the
+		 * client's own waits for its hook script. */
+		signal(SIGCHLD, SIG_DFL);
 		execlp(nc->dhcp_cmd, nc->dhcp_cmd, "-i", ifname, "-b",
 		       (char *)NULL);
 		fprintf(stderr, "vm-netconf: %s: exec %s: %s\n", ifname,

@@ -77,3 +77,10 @@ char *statedir_socket(const char *dir, const char *name)
 	}
 	return path;
 }
+
+int statedir_write_pid(int lock_fd)
+{
+	if (ftruncate(lock_fd, 0) < 0)
+		return -1;
+	return dprintf(lock_fd, "%ld\n", (long)getpid()) < 0 ? -1 : 0;
+}

@@ -1,6 +1,6 @@
 /* The daemon's state directory:
  *
- *   STATE/lock           flock()ed by the running daemon
+ *   STATE/lock           flock()ed by the running daemon; holds its pid
  *   STATE/control        the control socket
  *   STATE/vmhostd.log    the daemon's own log when not in the foreground
  *   STATE/vms/NAME/      serial.log, serial.log.1, qemu.log, fs-TAG.sock
@@ -13,6 +13,8 @@
 /* Create STATE and STATE/vms (0700) and lock STATE/lock; returns the lock
  * fd, or -1 with errno (EWOULDBLOCK: another daemon holds it). */
 int statedir_lock(const char *state);
+/* Write our pid into the lock file (after detaching). */
+int statedir_write_pid(int lock_fd);
 /* Create STATE/vms/NAME and return its path (caller frees). */
 char *statedir_vm(const char *state, const char *name);
 /* PATH/NAME, caller frees; NULL with errno on failure or when too long

@@ -176,6 +176,7 @@ int main(int argc, char **argv)
 		perror("vmhostd: fork");
 		return 1;
 	}
+	statedir_write_pid(lock_fd);
 	if (asprintf(&control, "%s/control", d.state_dir) < 0)
 		goto out;
 	d.use_syslog = access("/dev/log", W_OK) == 0;

@@ -180,3 +180,59 @@ class Guest:
         if getattr(self, "qemu_log", None):
             self.qemu_log.close()
             self.qemu_log = None
+
+
+# --- network namespaces for the vm-netconf tests --------------------------
+def sh(*argv, check=True):
+    return subprocess.run(argv, check=check, capture_output=True, text=True)
+
+
+class Netns:
+    """A throwaway network namespace; delete() removes it and its links."""
+
+    def __init__(self, name):
+        self.name = name
+        sh("ip", "netns", "add", name)
+
+    def ip(self, *args, check=True):
+        return sh("ip", "-n", self.name, *args, check=check)
+
+    def ipj(self, *args):
+        out = self.ip("-j", *args).stdout.strip()
+        return json.loads(out) if out else []
+
+    def ipv4(self, dev):
+        """['100.64.165.70/32', ...] on dev."""
+        res = []
+        for link in self.ipj("-4", "addr", "show", "dev", dev):
+            for a in link.get("addr_info", []):
+                res.append(f"{a['local']}/{a['prefixlen']}")
+        return res
+
+    def routes(self):
+        """{(dst, dev, gateway-or-None, onlink)} of the main table."""
+        res = set()
+        for r in self.ipj("-4", "route", "show", "table", "main"):
+            res.add((r["dst"], r.get("dev"), r.get("gateway"), "onlink" in r.get("flags", [])))
+        return res
+
+    def is_up(self, dev):
+        return "UP" in self.ipj("link", "show", "dev", dev)[0]["flags"]
+
+    def popen(self, argv, **kw):
+        return subprocess.Popen(["ip", "netns", "exec", self.name, *argv], **kw)
+
+    def delete(self):
+        sh("ip", "netns", "del", self.name, check=False)
+
+
+def veth(a_ns, a_name, a_mac, b_ns, b_name, b_mac):
+    """A veth pair across two namespaces with chosen MACs."""
+    a_ns.ip("link", "add", a_name, "address", a_mac, "type", "veth",
+            "peer", "name", b_name, "address", b_mac, "netns", b_ns.name)
+
+
+def cpu_seconds(pid):
+    """utime + stime of pid, in seconds."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

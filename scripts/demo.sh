@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The body of `make demo`: start vmhostd on BUILD/demo/state with the demo
+# config tree BUILD/demo/svc/data (written by `make guest`), start the demo
+# VMs, and say how to use them.
+#
+# usage: scripts/demo.sh BUILD
+set -euo pipefail
+build=$(cd "${1:-build}" && pwd)
+data=$build/demo/svc/data
+state=$build/demo/state
+vm=$build/vm
+
+if [ ! -d "$data" ]; then
+	echo "demo.sh: $data missing: run make guest" >&2
+	exit 1
+fi
+export VMHOST_STATE_DIR=$state
+
+# Reuse a daemon already serving this state dir.
+if ! "$vm" list >/dev/null 2>&1; then
+	"$build/vmhostd" --config-root "$data" --data-root "$build/demo" \
+		--state-dir "$state"
+fi
+
+# Providers first: appvm gets its network from netvm.
+for name in netvm appvm; do
+	case $("$vm" list --json | jq -r --arg n "$name" '.[] | select(.name == $n) | .state') in
+	running) echo "$name: already running" ;;
+	*) "$vm" start "$name" ;;
+	esac
+done
+
+echo
+"$vm" list
+cat <<EOT
+
+The demo VMs run under vmhostd (state in $state).
+
+  export VMHOST_STATE_DIR=$state
+  $vm console appvm        # a shell in appvm; Ctrl-] detaches
+  $vm log -f netvm         # follow netvm's serial console
+  $vm info appvm           # devices, shares, accelerator
+  $vm stop appvm           # ACPI power off (--force to kill)
+
+The shared directory is $build/demo/shared/demo (/run/virtiofs/demo in appvm).
+Stop the daemon (it powers the VMs off first):
+
+  kill \$(cat $state/lock)
+EOT
