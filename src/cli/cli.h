@@ -12,6 +12,7 @@ enum {
 	CLI_EXIT_OK = 0,    /* success; warnings allowed */
 	CLI_EXIT_FAIL = 1,  /* an invalid VM, or the operation failed */
 	CLI_EXIT_USAGE = 2, /* bad command line */
+	CLI_EXIT_NODAEMON = 3, /* no daemon answers on the control socket */
 };
 
 struct cli_command {

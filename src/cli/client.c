@@ -55,12 +55,13 @@ void client_close(struct client_conn *cc)
 	cc->len = 0;
 }
 
-static int client_send_all(int fd, const char *p, size_t n)
+int client_write_all(int fd, const void *buf, size_t n)
 {
+	const char *p = buf;
 	ssize_t w;
 
 	while (n) {
-		w = send(fd, p, n, MSG_NOSIGNAL);
+		w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
@@ -82,9 +83,9 @@ int client_request(struct client_conn *cc, const json_t *req, json_t **reply)
 	s = json_dumps(req, JSON_COMPACT);
 	if (!s)
 		return -1;
-	r = client_send_all(cc->fd, s, strlen(s));
+	r = client_write_all(cc->fd, s, strlen(s));
 	free(s);
-	if (r < 0 || client_send_all(cc->fd, "\n", 1) < 0)
+	if (r < 0 || client_write_all(cc->fd, "\n", 1) < 0)
 		return -1;
 
 	free(cc->buf);
@@ -152,13 +153,13 @@ int client_call(const char *verb, const char *state_dir, json_t *req,
 	if (client_open(cc, state_dir) < 0) {
 		fprintf(stderr, "vm %s: no daemon at %s/control: %s\n", verb,
 			state_dir, strerror(errno));
-		return EXIT_VM_NODAEMON;
+		return CLI_EXIT_NODAEMON;
 	}
 	if (client_request(cc, req, &rep) < 0) {
 		fprintf(stderr, "vm %s: %s/control: %s\n", verb, state_dir,
 			strerror(errno));
 		client_close(cc);
-		return EXIT_VM_NODAEMON;
+		return CLI_EXIT_NODAEMON;
 	}
 	if (cc == &local)
 		client_close(cc);
@@ -167,11 +168,11 @@ int client_call(const char *verb, const char *state_dir, json_t *req,
 		json_decref(rep);
 		if (cc != &local)
 			client_close(cc);
-		return EXIT_VM_FAIL;
+		return CLI_EXIT_FAIL;
 	}
 	if (reply)
 		*reply = rep;
 	else
 		json_decref(rep);
-	return EXIT_VM_OK;
+	return CLI_EXIT_OK;
 }

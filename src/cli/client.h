@@ -7,16 +7,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cli/cli.h"
+
 #define CLIENT_DEFAULT_STATE_DIR "/run/vmhost"
 #define CLIENT_REPLY_MAX (4 * 1024 * 1024)
-
-/* Exit codes shared by every verb (documented in vm(1)). */
-enum {
-	EXIT_VM_OK = 0,
-	EXIT_VM_FAIL = 1,
-	EXIT_VM_USAGE = 2,
-	EXIT_VM_NODAEMON = 3,
-};
 
 struct client_conn {
 	int fd;
@@ -38,6 +32,10 @@ int client_request(struct client_conn *cc, const json_t *req, json_t **reply);
  * holds the reply (caller decrefs) and cc stays open if cc is not NULL. */
 int client_call(const char *verb, const char *state_dir, json_t *req,
 		json_t **reply, struct client_conn *cc);
+
+/* write(2) all of p; -1 with errno.  vm ignores SIGPIPE, so a closed
+ * peer is EPIPE, not death. */
+int client_write_all(int fd, const void *p, size_t n);
 
 /* Print the daemon's error reply, with the loader's diagnostics. */
 void client_print_error(const char *verb, const json_t *reply);

@@ -19,22 +19,6 @@
 
 #define CONSOLE_DETACH 0x1d /* Ctrl-] */
 
-static int console_write(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n) {
-		w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Copy between the terminal (or pipes) and the daemon until detach, the
  * end of the stream, or the linger time after stdin ends. */
 static int console_pump(int sock, bool tty, int linger_ms)
@@ -63,7 +47,7 @@ static int console_pump(int sock, bool tty, int linger_ms)
 				continue;
 			if (n <= 0)
 				return 0; /* the VM stopped */
-			if (console_write(1, chunk, (size_t)n) < 0)
+			if (client_write_all(1, chunk, (size_t)n) < 0)
 				return -1;
 		}
 		if (in_open && p[0].revents) {
@@ -77,7 +61,7 @@ static int console_pump(int sock, bool tty, int linger_ms)
 			detach = tty ? memchr(chunk, CONSOLE_DETACH, (size_t)n) : NULL;
 			if (detach)
 				n = detach - chunk;
-			if (n && console_write(sock, chunk, (size_t)n) < 0)
+			if (n && client_write_all(sock, chunk, (size_t)n) < 0)
 				return 0;
 			if (detach)
 				return 0;
@@ -110,7 +94,7 @@ int cmd_console(int argc, char **argv)
 			if (*end || linger < 0 || linger > 86400) {
 				fprintf(stderr, "vm console: --linger %s: give seconds\n",
 					optarg);
-				return EXIT_VM_USAGE;
+				return CLI_EXIT_USAGE;
 			}
 			break;
 		default: goto usage;
@@ -133,7 +117,7 @@ int cmd_console(int argc, char **argv)
 		cfmakeraw(&raw);
 		tcsetattr(0, TCSANOW, &raw);
 	}
-	r = console_write(1, cc.buf, cc.len) < 0 ? -1 : 0;
+	r = client_write_all(1, cc.buf, cc.len) < 0 ? -1 : 0;
 	if (r == 0)
 		r = console_pump(cc.fd, tty, (int)(linger * 1000));
 	if (tty) {
@@ -141,9 +125,9 @@ int cmd_console(int argc, char **argv)
 		fprintf(stderr, "\r\nDetached from %s\n", argv[optind]);
 	}
 	client_close(&cc);
-	return r < 0 ? EXIT_VM_FAIL : EXIT_VM_OK;
+	return r < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 
 usage:
 	cli_print_usage(stderr, "console");
-	return EXIT_VM_USAGE;
+	return CLI_EXIT_USAGE;
 }

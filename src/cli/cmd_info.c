@@ -107,9 +107,9 @@ int cmd_info(int argc, char **argv)
 		info_print(vm);
 	}
 	json_decref(reply);
-	return EXIT_VM_OK;
+	return CLI_EXIT_OK;
 
 usage:
 	cli_print_usage(stderr, "info");
-	return EXIT_VM_USAGE;
+	return CLI_EXIT_USAGE;
 }

@@ -103,9 +103,9 @@ int cmd_list(int argc, char **argv)
 		list_table(vms);
 	}
 	json_decref(reply);
-	return EXIT_VM_OK;
+	return CLI_EXIT_OK;
 
 usage:
 	cli_print_usage(stderr, "list");
-	return EXIT_VM_USAGE;
+	return CLI_EXIT_USAGE;
 }

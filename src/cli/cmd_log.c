@@ -9,22 +9,6 @@
 #include "cli/client.h"
 #include "cli/cli.h"
 
-static int log_write(const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n) {
-		w = write(1, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int cmd_log(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -57,8 +41,8 @@ int cmd_log(int argc, char **argv)
 	if (r)
 		return r;
 	json_decref(reply);
-	r = EXIT_VM_OK;
-	if (log_write(cc.buf, cc.len) < 0)
+	r = CLI_EXIT_OK;
+	if (client_write_all(1, cc.buf, cc.len) < 0)
 		goto out;
 	for (;;) {
 		n = read(cc.fd, chunk, sizeof chunk);
@@ -66,7 +50,7 @@ int cmd_log(int argc, char **argv)
 			continue;
 		if (n <= 0)
 			break;
-		if (log_write(chunk, (size_t)n) < 0)
+		if (client_write_all(1, chunk, (size_t)n) < 0)
 			break;
 	}
 out:
@@ -75,5 +59,5 @@ out:
 
 usage:
 	cli_print_usage(stderr, "log");
-	return EXIT_VM_USAGE;
+	return CLI_EXIT_USAGE;
 }

@@ -33,9 +33,9 @@ int cmd_start(int argc, char **argv)
 	       json_string_value(json_object_get(vm, "state")),
 	       (long long)json_integer_value(json_object_get(vm, "pid")));
 	json_decref(reply);
-	return EXIT_VM_OK;
+	return CLI_EXIT_OK;
 
 usage:
 	cli_print_usage(stderr, "start");
-	return EXIT_VM_USAGE;
+	return CLI_EXIT_USAGE;
 }

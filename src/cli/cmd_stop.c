@@ -31,7 +31,7 @@ int cmd_stop(int argc, char **argv)
 			if (*optarg == '\0' || *end || timeout < 0 || timeout > 3600) {
 				fprintf(stderr, "vm stop: --timeout %s: give 0 to 3600 seconds\n",
 					optarg);
-				return EXIT_VM_USAGE;
+				return CLI_EXIT_USAGE;
 			}
 			break;
 		default: goto usage;
@@ -51,9 +51,9 @@ int cmd_stop(int argc, char **argv)
 	       json_string_value(json_object_get(vm, "state")),
 	       reason ? " (" : "", reason ? reason : "", reason ? ")" : "");
 	json_decref(reply);
-	return EXIT_VM_OK;
+	return CLI_EXIT_OK;
 
 usage:
 	cli_print_usage(stderr, "stop");
-	return EXIT_VM_USAGE;
+	return CLI_EXIT_USAGE;
 }

@@ -1,5 +1,6 @@
 /* vm: the user's command.  `vm VERB [ARGS]`, or run under one of
  * Spectrum's names (lsvm, vm-start, ...) to select the verb by argv[0]. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,8 @@ int main(int argc, char **argv)
 	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
 
 	base = base ? base + 1 : argc > 0 ? argv[0] : "vm";
+	/* A console or log whose reader went away ends with EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	for (size_t i = 0; i < CLI_COUNT(cli_aliases); i++)
 		if (!strcmp(base, cli_aliases[i].alias))
 			return vm_run(cli_aliases[i].verb, argc, argv);
