@@ -162,6 +162,64 @@ static bool vmconfig_dot(const char *name)
 	return !strcmp(name, ".") || !strcmp(name, "..");
 }
 
+static int vmconfig_str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every name in dir but . and .. that keep() accepts (NULL: all), sorted:
+ * readdir order is arbitrary, and both what we build and what we report
+ * must not depend on it.  Closes dir.  -1 with errno ENOMEM. */
+static int vmconfig_read_names(DIR *dir, bool (*keep)(int dirfd, const char *name),
+			       char ***names, size_t *count)
+{
+	char **list = NULL, **grown;
+	struct dirent *de;
+	size_t n = 0, cap = 0;
+
+	while ((de = readdir(dir))) {
+		if (vmconfig_dot(de->d_name) || (keep && !keep(dirfd(dir), de->d_name)))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			grown = realloc(list, cap * sizeof(*list));
+			if (!grown)
+				goto oom;
+			list = grown;
+		}
+		list[n] = strdup(de->d_name);
+		if (!list[n])
+			goto oom;
+		n++;
+	}
+	closedir(dir);
+	if (n)
+		qsort(list, n, sizeof(*list), vmconfig_str_cmp);
+	*names = list;
+	*count = n;
+	return 0;
+oom:
+	closedir(dir);
+	vmconfig_list_free(list, n);
+	errno = ENOMEM;
+	return -1;
+}
+
+/* load_opendir, then its sorted names; false (reported) on failure. */
+static bool load_names(struct load *l, int dirfd, const char *name,
+		       const char *path, char ***names, size_t *count)
+{
+	DIR *dir = load_opendir(l, dirfd, name, path);
+
+	if (!dir)
+		return false;
+	if (vmconfig_read_names(dir, NULL, names, count) < 0) {
+		load_oom(l);
+		return false;
+	}
+	return true;
+}
+
 /* Open a file that must be regular, without blocking on anything else;
  * checked again on the fd in case it was swapped after the stat. */
 static int load_open_regular(struct load *l, int dirfd, const char *name,
@@ -334,19 +392,12 @@ static bool vmconfig_is_img(const char *name)
 	return n > 4 && !strcmp(name + n - 4, ".img");
 }
 
-static int vmconfig_disk_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct vm_disk *)a)->relpath,
-		      ((const struct vm_disk *)b)->relpath);
-}
-
 static void load_blk(struct load *l)
 {
-	size_t first = l->cfg->disk_count, ignored = 0;
-	struct dirent *de;
+	size_t ignored = 0, n, i;
 	struct stat st;
-	char *rel;
-	DIR *dir;
+	char **names, *rel;
+	int fd;
 
 	if (load_stat(l, l->vmfd, "blk", "blk", &st))
 		return;
@@ -355,29 +406,30 @@ static void load_blk(struct load *l)
 			   vmconfig_ftype(st.st_mode));
 		return;
 	}
-	dir = load_opendir(l, l->vmfd, "blk", "blk");
-	if (!dir)
+	fd = openat(l->vmfd, "blk", O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		load_error(l, "blk", "cannot open directory: %s", strerror(errno));
 		return;
-	while ((de = readdir(dir)) && !l->err) {
-		if (vmconfig_dot(de->d_name))
-			continue;
-		rel = load_join(l, "blk", de->d_name);
+	}
+	if (!load_names(l, fd, ".", "blk", &names, &n)) {
+		close(fd);
+		return;
+	}
+	for (i = 0; i < n && !l->err; i++) {
+		rel = load_join(l, "blk", names[i]);
 		if (!rel)
 			break;
-		if (vmconfig_is_img(de->d_name))
-			load_disk(l, dirfd(dir), de->d_name, rel);
+		if (vmconfig_is_img(names[i]))
+			load_disk(l, fd, names[i], rel);
 		else if (++ignored <= VMCONFIG_NOTES_MAX)
 			load_note(l, rel, "ignored: not named *.img");
 		free(rel);
 	}
-	closedir(dir);
+	vmconfig_list_free(names, n);
+	close(fd);
 	if (ignored > VMCONFIG_NOTES_MAX)
 		load_note(l, "blk", "%zu more entries not named *.img ignored",
 			  ignored - VMCONFIG_NOTES_MAX);
-	/* readdir order is arbitrary: sort so the order is stable. */
-	if (l->cfg->disk_count > first)
-		qsort(l->cfg->disks + first, l->cfg->disk_count - first,
-		      sizeof(*l->cfg->disks), vmconfig_disk_cmp);
 }
 
 static void load_disks(struct load *l)
@@ -390,6 +442,9 @@ static void load_disks(struct load *l)
 		load_disk(l, l->vmfd, "rootfs.ext4", "rootfs.ext4");
 	}
 	load_blk(l);
+	if (l->cfg->disk_count > VMCONFIG_DISKS_MAX && !l->err)
+		load_error(l, "blk", "%zu disk images; at most %d are supported (each takes a PCI slot)",
+			   l->cfg->disk_count, VMCONFIG_DISKS_MAX);
 	if (l->cfg->disk_count == 0 && !l->err)
 		load_error(l, l->has_rootfs ? "rootfs.ext4" : "blk",
 			   "no usable disk; put disk images in blk/*.img (or a single rootfs.ext4)");
@@ -404,12 +459,6 @@ static bool vmconfig_path_inside(const char *path, const char *root)
 	if (!strcmp(root, "/"))
 		return path[0] == '/';
 	return !strncmp(path, root, n) && (path[n] == '\0' || path[n] == '/');
-}
-
-static int vmconfig_share_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct vm_share *)a)->tag,
-		      ((const struct vm_share *)b)->tag);
 }
 
 static void load_share_target(struct load *l, const char *tag,
@@ -529,9 +578,10 @@ out:
 
 static void load_shares(struct load *l)
 {
-	struct dirent *de;
 	struct stat st;
-	DIR *dir;
+	char **tags;
+	size_t n, i;
+	int fd;
 
 	if (load_stat(l, l->vmfd, "shared-dirs", "shared-dirs", &st))
 		return;
@@ -540,21 +590,22 @@ static void load_shares(struct load *l)
 			   vmconfig_ftype(st.st_mode));
 		return;
 	}
-	dir = load_opendir(l, l->vmfd, "shared-dirs", "shared-dirs");
-	if (!dir)
+	fd = openat(l->vmfd, "shared-dirs", O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		load_error(l, "shared-dirs", "cannot open directory: %s", strerror(errno));
 		return;
-	while ((de = readdir(dir)) && !l->err)
-		if (!vmconfig_dot(de->d_name))
-			load_share(l, dirfd(dir), de->d_name);
-	closedir(dir);
-	if (l->cfg->share_count)
-		qsort(l->cfg->shares, l->cfg->share_count,
-		      sizeof(*l->cfg->shares), vmconfig_share_cmp);
+	}
+	if (load_names(l, fd, ".", "shared-dirs", &tags, &n)) {
+		for (i = 0; i < n && !l->err; i++)
+			load_share(l, fd, tags[i]);
+		vmconfig_list_free(tags, n);
+	}
+	close(fd);
 }
 
-static int vmconfig_str_cmp(const void *a, const void *b)
+static bool vmconfig_keep_name(int dirfd, const char *name)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return vmconfig_name_valid(name);
 }
 
 /* The valid names in VM/providers/net, sorted; for walking the provider
@@ -563,9 +614,6 @@ static int vmconfig_read_providers(int rootfd, const char *vm, char ***out,
 				   size_t *count)
 {
 	char path[VMCONFIG_NAME_MAX + 32];
-	char **names = NULL, **grown;
-	struct dirent *de;
-	size_t n = 0;
 	DIR *dir;
 	int fd;
 
@@ -580,29 +628,7 @@ static int vmconfig_read_providers(int rootfd, const char *vm, char ***out,
 		close(fd);
 		return -1;
 	}
-	while ((de = readdir(dir))) {
-		if (!vmconfig_name_valid(de->d_name))
-			continue;
-		grown = realloc(names, (n + 1) * sizeof(*names));
-		if (!grown)
-			goto fail;
-		names = grown;
-		names[n] = strdup(de->d_name);
-		if (!names[n])
-			goto fail;
-		n++;
-	}
-	closedir(dir);
-	if (n)
-		qsort(names, n, sizeof(*names), vmconfig_str_cmp);
-	*out = names;
-	*count = n;
-	return 0;
-fail:
-	closedir(dir);
-	vmconfig_list_free(names, n);
-	errno = ENOMEM;
-	return -1;
+	return vmconfig_read_names(dir, vmconfig_keep_name, out, count);
 }
 
 struct graph_node {
@@ -743,11 +769,9 @@ static void load_provider_valid(struct load *l, const char *prov)
 static void load_providers(struct load *l)
 {
 	struct vm_config *c = l->cfg;
-	size_t errors;
-	struct dirent *de;
+	size_t errors, n, i;
 	struct stat st;
-	char *rel, **grown;
-	DIR *dir, *net;
+	char *rel, **names;
 
 	if (load_stat(l, l->vmfd, "providers", "providers", &st))
 		return;
@@ -756,17 +780,16 @@ static void load_providers(struct load *l)
 			   vmconfig_ftype(st.st_mode));
 		return;
 	}
-	dir = load_opendir(l, l->vmfd, "providers", "providers");
-	if (!dir)
+	if (!load_names(l, l->vmfd, "providers", "providers", &names, &n))
 		return;
-	while ((de = readdir(dir)) && !l->err) {
-		if (vmconfig_dot(de->d_name) || !strcmp(de->d_name, "net"))
+	for (i = 0; i < n && !l->err; i++) {
+		if (!strcmp(names[i], "net"))
 			continue;
-		rel = load_join(l, "providers", de->d_name);
+		rel = load_join(l, "providers", names[i]);
 		load_warning(l, rel, "unknown kind of provider, ignored (known: net)");
 		free(rel);
 	}
-	closedir(dir);
+	vmconfig_list_free(names, n);
 	if (load_stat(l, l->vmfd, "providers/net", "providers/net", &st))
 		return;
 	if (!S_ISDIR(st.st_mode)) {
@@ -774,35 +797,27 @@ static void load_providers(struct load *l)
 			   vmconfig_ftype(st.st_mode));
 		return;
 	}
-	net = load_opendir(l, l->vmfd, "providers/net", "providers/net");
-	if (!net)
+	if (!load_names(l, l->vmfd, "providers/net", "providers/net", &names, &n))
 		return;
-	while ((de = readdir(net)) && !l->err) {
-		if (vmconfig_dot(de->d_name))
-			continue;
-		rel = load_join(l, "providers/net", de->d_name);
+	/* File contents are ignored, as in Spectrum.  Sorted names in, so
+	 * the kept ones are sorted too. */
+	c->providers = calloc(n ? n : 1, sizeof(*c->providers));
+	if (!c->providers) {
+		load_oom(l);
+		vmconfig_list_free(names, n);
+		return;
+	}
+	for (i = 0; i < n && !l->err; i++) {
+		rel = load_join(l, "providers/net", names[i]);
 		if (!rel)
 			break;
-		/* File contents are ignored, as in Spectrum. */
-		if (!load_provider_name(l, de->d_name, rel)) {
-			free(rel);
-			continue;
+		if (load_provider_name(l, names[i], rel)) {
+			c->providers[c->provider_count++] = names[i];
+			names[i] = NULL;
 		}
 		free(rel);
-		grown = realloc(c->providers, (c->provider_count + 1) * sizeof(*grown));
-		if (!grown) {
-			load_oom(l);
-			break;
-		}
-		c->providers = grown;
-		c->providers[c->provider_count] = load_strdup(l, de->d_name);
-		if (c->providers[c->provider_count])
-			c->provider_count++;
 	}
-	closedir(net);
-	if (c->provider_count)
-		qsort(c->providers, c->provider_count, sizeof(*c->providers),
-		      vmconfig_str_cmp);
+	vmconfig_list_free(names, n);
 	if (l->err)
 		return;
 	errors = l->d->errors;
@@ -811,7 +826,7 @@ static void load_providers(struct load *l)
 	 * provider would only repeat the cycle. */
 	if (l->d->errors != errors || l->depth > 0)
 		return;
-	for (size_t i = 0; i < c->provider_count && !l->err; i++)
+	for (i = 0; i < c->provider_count && !l->err; i++)
 		load_provider_valid(l, c->providers[i]);
 }
 
@@ -888,46 +903,39 @@ static void load_settings(struct load *l)
 static void load_unknown(struct load *l)
 {
 	size_t unknown = 0, n = sizeof(vmconfig_known) / sizeof(vmconfig_known[0]);
-	struct dirent *de;
-	DIR *dir;
-	int fd = openat(l->vmfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	size_t count, e;
+	char **names;
 
-	if (fd < 0 || !(dir = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
-		load_error(l, ".", "cannot read directory: %s", strerror(errno));
+	if (!load_names(l, l->vmfd, ".", ".", &names, &count))
 		return;
-	}
-	while ((de = readdir(dir)) && !l->err) {
-		const char *best = NULL;
+	for (e = 0; e < count && !l->err; e++) {
+		const char *best = NULL, *name = names[e];
 		size_t best_d = 3, i;
 		char *q;
 
-		if (vmconfig_dot(de->d_name))
-			continue;
 		for (i = 0; i < n; i++)
-			if (!strcmp(de->d_name, vmconfig_known[i]))
+			if (!strcmp(name, vmconfig_known[i]))
 				break;
 		if (i < n || ++unknown > VMCONFIG_NOTES_MAX)
 			continue;
 		for (i = 0; i < n; i++) {
-			size_t dist = vmconfig_edit_distance(de->d_name, vmconfig_known[i], 2);
+			size_t dist = vmconfig_edit_distance(name, vmconfig_known[i], 2);
 
 			if (dist < best_d) {
 				best_d = dist;
 				best = vmconfig_known[i];
 			}
 		}
-		q = load_quote(l, de->d_name, strlen(de->d_name));
+		q = load_quote(l, name, strlen(name));
 		if (best)
 			load_warning(l, q, "unknown entry, ignored; did you mean \"%s\"?", best);
-		else if (vmconfig_is_img(de->d_name))
+		else if (vmconfig_is_img(name))
 			load_warning(l, q, "unknown entry, ignored; disk images go in blk/");
 		else
 			load_warning(l, q, "unknown entry, ignored");
 		free(q);
 	}
-	closedir(dir);
+	vmconfig_list_free(names, count);
 	if (unknown > VMCONFIG_NOTES_MAX)
 		load_warning(l, ".", "%zu more unknown entries ignored",
 			     unknown - VMCONFIG_NOTES_MAX);
@@ -1078,12 +1086,21 @@ void vmconfig_free(struct vm_config *cfg)
 	free(cfg);
 }
 
+/* Directories and links to them; a broken link is listed too, so that
+ * `vm check` reports it. */
+static bool vmconfig_keep_vm_dir(int dirfd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return false;
+	if (S_ISLNK(st.st_mode))
+		return fstatat(dirfd, name, &st, 0) < 0 || S_ISDIR(st.st_mode);
+	return S_ISDIR(st.st_mode);
+}
+
 int vmconfig_list(const char *config_root, char ***names, size_t *count)
 {
-	char **list = NULL, **grown;
-	struct dirent *de;
-	struct stat st;
-	size_t n = 0;
 	DIR *dir;
 	int fd, saved;
 
@@ -1099,39 +1116,7 @@ int vmconfig_list(const char *config_root, char ***names, size_t *count)
 		errno = saved;
 		return -1;
 	}
-	while ((de = readdir(dir))) {
-		if (vmconfig_dot(de->d_name))
-			continue;
-		/* Directories and links to them; a broken link is listed
-		 * too, so that `vm check` reports it. */
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (S_ISLNK(st.st_mode)) {
-			if (fstatat(fd, de->d_name, &st, 0) == 0 && !S_ISDIR(st.st_mode))
-				continue;
-		} else if (!S_ISDIR(st.st_mode)) {
-			continue;
-		}
-		grown = realloc(list, (n + 1) * sizeof(*list));
-		if (!grown)
-			goto oom;
-		list = grown;
-		list[n] = strdup(de->d_name);
-		if (!list[n])
-			goto oom;
-		n++;
-	}
-	closedir(dir);
-	if (n)
-		qsort(list, n, sizeof(*list), vmconfig_str_cmp);
-	*names = list;
-	*count = n;
-	return 0;
-oom:
-	closedir(dir);
-	vmconfig_list_free(list, n);
-	errno = ENOMEM;
-	return -1;
+	return vmconfig_read_names(dir, vmconfig_keep_vm_dir, names, count);
 }
 
 void vmconfig_list_free(char **names, size_t count)

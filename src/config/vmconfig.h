@@ -16,6 +16,7 @@
 
 #define VMCONFIG_NAME_MAX 64
 #define VMCONFIG_TAG_MAX 36 /* virtio-fs tag limit */
+#define VMCONFIG_DISKS_MAX 16 /* rootfs.ext4 and blk images together */
 #define VMCONFIG_DEFAULT_MEMORY (1ull << 30)
 #define VMCONFIG_DEFAULT_CPUS 1u
 #define VMCONFIG_DEFAULT_CONFIG_ROOT "/ext/svc/data"
