@@ -14,7 +14,7 @@ repo=$(cd "$here/.." && pwd)
 mkdir -p "$1"
 out=$(cd "$1" && pwd)
 
-for tool in musl-gcc mke2fs sfdisk nft /bin/busybox; do
+for tool in musl-gcc mke2fs sfdisk nft iperf3 /bin/busybox; do
 	command -v "$tool" >/dev/null || die "$tool missing: run make deps"
 done
 

@@ -14,6 +14,10 @@ packages=(
 	busybox-static e2fsprogs fdisk nftables
 	# tests
 	python3-pytest iproute2 procps psmisc socat
+	# leak checks (tests/test_valgrind.py); clang above also builds make fuzz
+	valgrind
+	# benchmarks: iperf3, also copied into the guest images
+	iperf3
 )
 
 missing=()

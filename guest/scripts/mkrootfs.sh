@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stage a guest root tree: busybox-static with its applet links, the files
-# under guest/rootfs/{common,ROLE}, vm-netconf, and for netvm nft with the
-# shared libraries it loads.
+# under guest/rootfs/{common,ROLE}, vm-netconf, iperf3 (both roles) and
+# for netvm nft, each with the shared libraries it loads.
 #
 # usage: mkrootfs.sh ROLE STAGING-DIR VM-NETCONF
 set -euo pipefail
@@ -44,3 +44,5 @@ copy_with_libs() {
 if [ "$role" = netvm ]; then
 	copy_with_libs /usr/sbin/nft
 fi
+# Both roles: iperf3 for the inter-VM throughput benchmark (bench/bench.py).
+copy_with_libs /usr/bin/iperf3

@@ -1,6 +1,7 @@
 /* vm info NAME [--json]: configuration, state, process, devices. */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "cli/client.h"
@@ -11,6 +12,27 @@ static const char *info_str(json_t *o, const char *key)
 	const char *s = json_string_value(json_object_get(o, key));
 
 	return s ? s : "-";
+}
+
+/* One inter-VM link: the peer, addresses, host interfaces, state. */
+static void info_link(json_t *l)
+{
+	json_t *ifs = json_object_get(l, "interfaces");
+	bool client = !strcmp(info_str(l, "role"), "client");
+
+	printf("%s %s %s: %s", client ? "link:     " : "serves:   ",
+	       client ? "to" : "client", info_str(l, client ? "provider" : "client"),
+	       info_str(l, "state"));
+	if (json_is_string(json_object_get(l, "ipv4")))
+		printf(", %s, client MAC %s, provider MAC %s, host %s %s %s",
+		       info_str(l, "ipv4"), info_str(l, "client_mac"),
+		       info_str(l, "provider_mac"), info_str(ifs, "bridge"),
+		       info_str(ifs, "client_tap"), info_str(ifs, "provider_tap"));
+	else
+		printf(", no address yet (assigned at first start)");
+	if (json_is_string(json_object_get(l, "reason")))
+		printf(" (%s)", info_str(l, "reason"));
+	putchar('\n');
 }
 
 static void info_print(json_t *vm)
@@ -33,6 +55,9 @@ static void info_print(json_t *vm)
 	if (json_is_integer(json_object_get(vm, "pid")))
 		printf("pid:       %lld\n",
 		       (long long)json_integer_value(json_object_get(vm, "pid")));
+	if (json_is_integer(json_object_get(vm, "uid")))
+		printf("uid:       %lld (QEMU's own, docs/security.md)\n",
+		       (long long)json_integer_value(json_object_get(vm, "uid")));
 	printf("accel:     %s (%s)\n", info_str(vm, "accel"),
 	       info_str(vm, "accel_reason"));
 	if (json_is_string(json_object_get(vm, "state_dir")))
@@ -68,6 +93,8 @@ static void info_print(json_t *vm)
 		printf("wayland:   %s\n", json_is_true(json_object_get(cfg, "wayland")) ?
 		       "requested" : "no");
 	}
+	json_array_foreach(json_object_get(vm, "links"), i, x)
+		info_link(x);
 	json_array_foreach(json_object_get(vm, "notes"), i, x)
 		printf("note:      %s\n", json_string_value(x));
 }

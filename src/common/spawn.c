@@ -55,6 +55,12 @@ static void spawn_child(const struct spawn_opts *o, int errfd)
 	for (size_t k = 0; k < o->keep_count; k++)
 		if (fcntl(o->keep_fds[k], F_SETFD, 0) < 0)
 			goto fail;
+	if (o->child_setup && o->child_setup(o->child_arg) < 0)
+		goto fail;
+	/* Last, so everything above still ran with our powers; the cwd may
+	 * be a directory the new uid cannot reach. */
+	if (o->drop && (privdrop_apply(o->drop) < 0 || chdir("/") < 0))
+		goto fail;
 	execve(o->path, o->argv, o->envp ? o->envp : spawn_default_env);
 fail:
 	err = errno;

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "common/privdrop.h"
+
 struct spawn_opts {
 	const char *path;          /* executable, absolute: no PATH search */
 	char *const *argv;         /* argv[0] included, NULL-terminated */
@@ -20,6 +22,12 @@ struct spawn_opts {
 	const int *keep_fds;       /* passed to the child, same numbers, >= 3 */
 	size_t keep_count;
 	int log_fd;                /* stdout and stderr; -1: /dev/null */
+	const struct privdrop *drop; /* NULL: keep our ids; else become it
+				      * (and cd /) just before exec */
+	/* Run in the child once its fds are in place, before drop: only
+	 * async-signal-safe calls; -1 with errno fails the spawn. */
+	int (*child_setup)(void *arg);
+	void *child_arg;
 };
 
 /* Fork and exec.  On success returns 0, stores the pid and a pidfd

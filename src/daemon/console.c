@@ -83,13 +83,16 @@ static void console_ready(struct loop_source *src, uint32_t events)
 {
 	struct console *con = src->arg;
 	char chunk[4096];
+	size_t total = 0;
 	ssize_t n;
 
 	if (events & EPOLLOUT)
 		console_flush(con);
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return;
-	for (;;) {
+	/* Bounded per wake-up so that a flooding guest cannot starve the
+	 * loop; the rest waits for the next one. */
+	while (total < CONSOLE_READ_BUDGET) {
 		n = recv(src->fd, chunk, sizeof chunk, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -101,6 +104,7 @@ static void console_ready(struct loop_source *src, uint32_t events)
 			return;
 		}
 		console_output(con, chunk, (size_t)n);
+		total += (size_t)n;
 	}
 }
 

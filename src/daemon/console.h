@@ -14,6 +14,7 @@
 #define CONSOLE_SCROLLBACK (16 * 1024)
 #define CONSOLE_INPUT_MAX (64 * 1024)
 #define CONSOLE_VIEWERS_MAX 32
+#define CONSOLE_READ_BUDGET (64 * 1024) /* guest bytes per wake-up */
 
 struct console {
 	struct loop *loop;

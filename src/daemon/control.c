@@ -32,6 +32,7 @@ static void client_free(struct client *c)
 		ctl->clients = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	ctl->client_count--;
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c);
@@ -54,7 +55,10 @@ static void client_events(struct client *c)
 
 	if (c->dead)
 		return;
-	if (!c->eof && !c->closing)
+	/* A client that does not read its replies is not read either: its
+	 * requests wait in the kernel's buffers, not in ours. */
+	if (!c->eof && !c->closing &&
+	    (c->streaming || c->out.len < CONTROL_OUT_PAUSE))
 		ev |= EPOLLIN;
 	if (c->out.len)
 		ev |= EPOLLOUT;
@@ -102,34 +106,64 @@ static void client_idle(struct client *c, bool arm)
 	loop_timer_arm(c->timer.fd, arm ? CONTROL_IDLE_MS : 0);
 }
 
+int control_parse(const char *data, size_t len, size_t *used, json_t **req,
+		  char *err, size_t errlen)
+{
+	json_error_t jerr;
+	const char *nl = memchr(data, '\n', len);
+	size_t n;
+
+	*req = NULL;
+	*used = 0;
+	if (!nl)
+		return 0;
+	n = (size_t)(nl - data);
+	*used = n + 1;
+	if (!n)
+		return 0;
+	/* Without JSON_ALLOW_NUL, "\u0000" in a string is rejected: names
+	 * and ops end up in C strings. */
+	*req = json_loadb(data, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (!*req) {
+		snprintf(err, errlen, "bad request: %s", jerr.text);
+		return -1;
+	}
+	if (!json_is_object(*req)) {
+		json_decref(*req);
+		*req = NULL;
+		snprintf(err, errlen, "bad request: not a JSON object");
+		return -1;
+	}
+	return 1;
+}
+
 static void client_pump(struct client *c)
 {
 	struct control *ctl = c->ctl;
-	json_error_t err;
+	char err[256];
 	json_t *req;
-	char *nl;
-	size_t n;
+	size_t used;
+	int r;
 
 	if (c->dispatching)
 		return;
 	c->dispatching = true;
 	while (!c->pending && !c->streaming && !c->dead && !c->closing &&
-	       c->in.len && (nl = memchr(c->in.data, '\n', c->in.len))) {
-		n = (size_t)(nl - c->in.data);
-		req = n ? json_loadb(c->in.data, n, 0, &err) : NULL;
-		buf_consume(&c->in, n + 1);
-		if (!n)
+	       c->out.len < CONTROL_OUT_PAUSE && c->in.len) {
+		r = control_parse(c->in.data, c->in.len, &used, &req, err,
+				  sizeof err);
+		if (!used)
+			break;
+		buf_consume(&c->in, used);
+		if (!r)
 			continue;
 		c->pending = true;
 		client_idle(c, false);
-		if (!req) {
-			control_error(c, "bad request: %s", err.text);
+		if (r < 0) {
+			control_error(c, "%s", err);
 			continue;
 		}
-		if (!json_is_object(req))
-			control_error(c, "bad request: not a JSON object");
-		else
-			ctl->request(ctl->arg, c, req);
+		ctl->request(ctl->arg, c, req);
 		json_decref(req);
 	}
 	if (c->streaming && c->in.len && c->input && !c->dead) {
@@ -137,8 +171,11 @@ static void client_pump(struct client *c)
 		c->in.len = 0;
 	}
 	c->dispatching = false;
-	if (c->eof && !c->pending && !c->streaming && !c->closing) {
+	if (c->eof && !c->pending && !c->streaming && !c->closing &&
+	    !c->dead && c->out.len < CONTROL_OUT_PAUSE) {
 		if (c->in.len) {
+			/* Dropped first: the reply pumps again. */
+			c->in.len = 0;
 			c->pending = true;
 			control_error(c, "bad request: truncated (no newline before end of input)");
 		}
@@ -190,6 +227,10 @@ static void client_read(struct client *c)
 		client_pump(c);
 		if (c->dead || c->closing)
 			return;
+		if (c->out.len >= CONTROL_OUT_PAUSE) {
+			client_events(c);
+			return;
+		}
 	}
 }
 
@@ -203,8 +244,12 @@ static void client_ready(struct loop_source *src, uint32_t events)
 	}
 	if (events & EPOLLIN)
 		client_read(c);
-	if (!c->dead && (events & EPOLLOUT))
+	if (!c->dead && (events & EPOLLOUT)) {
 		client_flush(c);
+		/* Requests held back while replies were waiting. */
+		if (!c->dead)
+			client_pump(c);
+	}
 	if (!c->dead && (events & (EPOLLHUP | EPOLLERR)))
 		client_kill(c);
 	if (c->dead && (events & (EPOLLHUP | EPOLLERR)))
@@ -216,6 +261,11 @@ static void client_timer(struct loop_source *src, uint32_t events)
 	struct client *c = src->arg;
 
 	loop_timer_ack(src->fd);
+	if (c->closing) {
+		/* It did not take its last reply in time either. */
+		client_kill(c);
+		return;
+	}
 	if (c->pending || c->streaming || c->dead)
 		return;
 	c->pending = true;
@@ -231,6 +281,8 @@ static void control_accept(struct loop_source *src, uint32_t events)
 	socklen_t len = sizeof cred;
 	static const char refused[] =
 		"{\"ok\": false, \"error\": \"permission denied: not root nor the daemon's user\"}\n";
+	static const char busy[] =
+		"{\"ok\": false, \"error\": \"too many clients connected; try again later\"}\n";
 	int fd;
 
 	fd = accept4(ctl->src.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -239,6 +291,12 @@ static void control_accept(struct loop_source *src, uint32_t events)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
 	    (cred.uid != 0 && cred.uid != ctl->uid)) {
 		send(fd, refused, sizeof refused - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		close(fd);
+		return;
+	}
+	/* Each client holds two fds: keep enough for the VMs. */
+	if (ctl->client_count >= CONTROL_CLIENTS_MAX) {
+		send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		close(fd);
 		return;
 	}
@@ -262,6 +320,7 @@ static void control_accept(struct loop_source *src, uint32_t events)
 	if (c->next)
 		c->next->prev = c;
 	ctl->clients = c;
+	ctl->client_count++;
 	return;
 
 fail_watch:

@@ -6,9 +6,15 @@
  * requests wait in the client's buffer meanwhile.  `console` and `log`
  * turn the connection into a raw byte stream after their reply.
  *
- * Clients are untrusted in size and speed: requests are capped, queues are
- * bounded, and a client that neither sends a full request nor waits for a
- * reply within the idle timeout is dropped.
+ * Clients are untrusted in size and speed: a request line is at most
+ * CONTROL_REQUEST_MAX bytes, newline included (longer: an error reply, then
+ * the connection is closed); a client whose unread replies pass
+ * CONTROL_OUT_PAUSE is not read until it reads them; a streaming client
+ * (console, log -f) that falls CONTROL_OUT_MAX behind is dropped; a client
+ * that neither sends a full request nor waits for a reply within the idle
+ * timeout gets an error and is closed, and dropped if it does not take
+ * that either; at most CONTROL_CLIENTS_MAX are connected at once.  Only
+ * root and the daemon's own uid are served (SO_PEERCRED).
  */
 #ifndef VMHOSTD_CONTROL_H
 #define VMHOSTD_CONTROL_H
@@ -23,7 +29,10 @@
 
 #define CONTROL_REQUEST_MAX (64 * 1024)
 #define CONTROL_OUT_MAX (4 * 1024 * 1024)
+/* Replies a client has not read, past which its requests are not read. */
+#define CONTROL_OUT_PAUSE (64 * 1024)
 #define CONTROL_IDLE_MS 60000
+#define CONTROL_CLIENTS_MAX 256 /* more are refused with an error */
 
 struct client;
 struct control;
@@ -64,7 +73,15 @@ struct control {
 	control_request_fn *request;
 	void *arg;
 	struct client *clients;
+	size_t client_count;
 };
+
+/* The first request line of data (len bytes), without I/O.  Returns 0
+ * when no full line is buffered (*used 0) or the line is empty (*used 1),
+ * 1 with *req a JSON object (caller decrefs), or -1 with err set (a bad
+ * line); *used is the bytes taken, newline included. */
+int control_parse(const char *data, size_t len, size_t *used, json_t **req,
+		  char *err, size_t errlen);
 
 int control_listen(struct control *ctl, struct loop *loop, const char *path,
 		   control_request_fn *request, void *arg);

@@ -3,6 +3,7 @@
 #define VMHOSTD_DAEMON_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "config/vmconfig.h"
 #include "daemon/control.h"
@@ -10,6 +11,8 @@
 #include "vmm/vmm.h"
 
 struct vm;
+struct vmlink;
+struct addrtable;
 
 struct daemon {
 	struct loop loop;
@@ -20,8 +23,15 @@ struct daemon {
 	enum vmm_accel accel;
 	const char *accel_why;
 	bool use_syslog;   /* /dev/log exists: serial lines go there too */
+	uid_t uid_base;    /* QEMU of VM slot N runs as uid/gid base + N;
+			    * 0: as the daemon's own user (it is not root) */
 	bool shutting_down;
 	struct vm *vms;
+	/* Inter-VM links (links.h): the id table STATE/links, the prefix of
+	 * every host interface this daemon creates, and the live links. */
+	struct addrtable *link_table;
+	const char *link_prefix;
+	struct vmlink *links;
 };
 
 /* The daemon's own log: stderr (a file in the state dir once detached). */

@@ -3,10 +3,9 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
+#include "daemon/proto.h"
 #include "daemon/request.h"
 #include "daemon/vmstate.h"
-
-#define REQUEST_STOP_TIMEOUT_MAX 3600
 
 static void request_list(struct daemon *d, struct client *c)
 {
@@ -38,88 +37,47 @@ static void request_list(struct daemon *d, struct client *c)
 	control_reply(c, json_pack("{s:b,s:o}", "ok", 1, "vms", vms));
 }
 
-/* The VM a request names, or NULL after answering with an error. */
-static struct vm *request_vm(struct daemon *d, struct client *c, json_t *req)
-{
-	const char *name = json_string_value(json_object_get(req, "name"));
-	struct vm *vm;
-
-	if (!name) {
-		control_error(c, "bad request: \"name\" (a string) is missing");
-		return NULL;
-	}
-	if (!vmconfig_name_valid(name)) {
-		control_error(c, "invalid VM name \"%.80s\": use 1 to %d of A-Z a-z 0-9 . _ -, not starting with . or -",
-			      name, VMCONFIG_NAME_MAX);
-		return NULL;
-	}
-	vm = vmstate_find(d, name, true);
-	if (!vm)
-		control_error(c, "%s: %s", name, strerror(ENOMEM));
-	return vm;
-}
-
-static void request_stop(struct daemon *d, struct client *c, json_t *req)
-{
-	json_t *force = json_object_get(req, "force");
-	json_t *timeout = json_object_get(req, "timeout");
-	json_int_t t = VMSTATE_STOP_TIMEOUT_S;
-	struct vm *vm;
-
-	if ((force && !json_is_boolean(force)) ||
-	    (timeout && !json_is_integer(timeout))) {
-		control_error(c, "bad request: \"force\" is a boolean, \"timeout\" an integer");
-		return;
-	}
-	if (timeout)
-		t = json_integer_value(timeout);
-	if (t < 0 || t > REQUEST_STOP_TIMEOUT_MAX) {
-		control_error(c, "bad request: timeout must be 0 to %d seconds",
-			      REQUEST_STOP_TIMEOUT_MAX);
-		return;
-	}
-	vm = request_vm(d, c, req);
-	if (vm)
-		vmstate_stop(vm, c, json_is_true(force), (unsigned int)t);
-}
-
 void request_handle(void *arg, struct client *c, json_t *req)
 {
 	struct daemon *d = arg;
-	const char *op = json_string_value(json_object_get(req, "op"));
+	struct proto_req r;
+	char err[256];
 	struct vm *vm;
 
-	if (!op) {
-		control_error(c, "bad request: \"op\" (a string) is missing");
+	if (proto_parse(req, &r, err, sizeof err) < 0) {
+		control_error(c, "%s", err);
 		return;
 	}
-	if (d->shutting_down && strcmp(op, "list") && strcmp(op, "info")) {
+	if (d->shutting_down && r.op != PROTO_LIST && r.op != PROTO_INFO) {
 		control_error(c, "vmhostd is shutting down");
 		return;
 	}
-	if (!strcmp(op, "list")) {
+	if (r.op == PROTO_LIST) {
 		request_list(d, c);
 		return;
 	}
-	if (!strcmp(op, "stop")) {
-		request_stop(d, c, req);
+	vm = vmstate_find(d, r.name, true);
+	if (!vm) {
+		control_error(c, "%s: %s", r.name, strerror(ENOMEM));
 		return;
 	}
-	if (strcmp(op, "start") && strcmp(op, "info") &&
-	    strcmp(op, "console") && strcmp(op, "log")) {
-		control_error(c, "bad request: unknown op \"%.40s\"", op);
-		return;
-	}
-	vm = request_vm(d, c, req);
-	if (!vm)
-		return;
-	if (!strcmp(op, "start"))
+	switch (r.op) {
+	case PROTO_START:
 		vmstate_start(vm, c);
-	else if (!strcmp(op, "console"))
+		break;
+	case PROTO_STOP:
+		vmstate_stop(vm, c, r.force,
+			     r.has_timeout ? r.timeout : VMSTATE_STOP_TIMEOUT_S);
+		break;
+	case PROTO_CONSOLE:
 		vmstate_console(vm, c);
-	else if (!strcmp(op, "log"))
-		vmstate_log(vm, c, json_is_true(json_object_get(req, "follow")));
-	else
+		break;
+	case PROTO_LOG:
+		vmstate_log(vm, c, r.follow);
+		break;
+	default:
 		control_reply(c, json_pack("{s:b,s:o}", "ok", 1, "vm",
 					   vmstate_json(vm, true)));
+		break;
+	}
 }

@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/serial.h"
@@ -66,9 +67,28 @@ static void serial_rotate(struct serial *s)
 
 static void serial_syslog_line(struct serial *s)
 {
-	if (s->line_len)
-		syslog(LOG_INFO, "vm %s: %.*s", s->vm, (int)s->line_len, s->line);
+	size_t len = s->line_len;
+	struct timespec ts;
+
+	if (!len)
+		return;
 	s->line_len = 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (ts.tv_sec >= s->syslog_window + SERIAL_SYSLOG_WINDOW_S) {
+		if (s->syslog_dropped)
+			syslog(LOG_WARNING, "vm %s: %lu serial lines not sent to syslog (more than %d in %d s); serial.log has them",
+			       s->vm, s->syslog_dropped, SERIAL_SYSLOG_BURST,
+			       SERIAL_SYSLOG_WINDOW_S);
+		s->syslog_window = ts.tv_sec;
+		s->syslog_lines = 0;
+		s->syslog_dropped = 0;
+	}
+	if (s->syslog_lines == SERIAL_SYSLOG_BURST) {
+		s->syslog_dropped++;
+		return;
+	}
+	s->syslog_lines++;
+	syslog(LOG_INFO, "vm %s: %.*s", s->vm, (int)len, s->line);
 }
 
 /* Guest bytes are hostile: only printable ASCII reaches syslog. */
@@ -112,12 +132,15 @@ void serial_feed(struct serial *s, const char *data, size_t n)
 		s->tap(s->tap_arg, data, n);
 }
 
-static int serial_drain(struct serial *s)
+/* Read up to budget bytes: 0 when the budget or the data ran out, -1 at
+ * end of stream or on an error. */
+static int serial_drain(struct serial *s, size_t budget)
 {
 	char chunk[4096];
+	size_t total = 0;
 	ssize_t n;
 
-	for (;;) {
+	while (total < budget) {
 		n = read(s->src.fd, chunk, sizeof chunk);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -126,14 +149,16 @@ static int serial_drain(struct serial *s)
 		if (n <= 0)
 			return -1;
 		serial_feed(s, chunk, (size_t)n);
+		total += (size_t)n;
 	}
+	return 0;
 }
 
 static void serial_ready(struct loop_source *src, uint32_t events)
 {
 	struct serial *s = src->arg;
 
-	if (serial_drain(s) < 0) {
+	if (serial_drain(s, SERIAL_READ_BUDGET) < 0) {
 		/* QEMU is gone; its exit arrives through the pidfd. */
 		loop_del(s->loop, &s->src);
 		close(s->src.fd);
@@ -144,7 +169,8 @@ static void serial_ready(struct loop_source *src, uint32_t events)
 void serial_close(struct serial *s)
 {
 	if (s->src.fd >= 0) {
-		serial_drain(s);
+		/* What QEMU wrote before it went, within reason. */
+		serial_drain(s, s->cap);
 		loop_del(s->loop, &s->src);
 		close(s->src.fd);
 		s->src.fd = -1;

@@ -12,6 +12,12 @@
 
 #define SERIAL_LOG_CAP (1024 * 1024)
 #define SERIAL_LINE_MAX 512 /* longer guest lines are split for syslog */
+/* Bytes read per wake-up: a flooding guest must not starve the loop. */
+#define SERIAL_READ_BUDGET (64 * 1024)
+/* Guest lines sent to syslog per window; the rest are counted, so that a
+ * flood cannot fill the host's log partition through syslog either. */
+#define SERIAL_SYSLOG_BURST 200
+#define SERIAL_SYSLOG_WINDOW_S 10
 
 struct serial {
 	struct loop *loop;
@@ -25,6 +31,9 @@ struct serial {
 	const char *vm;
 	char line[SERIAL_LINE_MAX];
 	size_t line_len;
+	long long syslog_window; /* start of the rate window, seconds */
+	unsigned int syslog_lines;
+	unsigned long syslog_dropped;
 	/* Every byte also goes here (log followers); may be NULL. */
 	void (*tap)(void *arg, const char *data, size_t n);
 	void *tap_arg;

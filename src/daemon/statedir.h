@@ -3,7 +3,9 @@
  *   STATE/lock           flock()ed by the running daemon; holds its pid
  *   STATE/control        the control socket
  *   STATE/vmhostd.log    the daemon's own log when not in the foreground
- *   STATE/vms/NAME/      serial.log, serial.log.1, qemu.log, fs-TAG.sock
+ *   STATE/vms/NAME/      serial.log, serial.log.1, qemu.log, fs-TAG.sock,
+ *                        fs-TAG/ (empty: virtiofsd's mount point),
+ *                        pids while it runs (recover.h)
  */
 #ifndef VMHOSTD_STATEDIR_H
 #define VMHOSTD_STATEDIR_H

@@ -15,13 +15,18 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "daemon/links.h"
+#include "daemon/recover.h"
 #include "daemon/request.h"
 #include "daemon/statedir.h"
 #include "daemon/vmstate.h"
+#include "daemon/vmuid.h"
+#include "net/ifname.h"
 
 static const char usage[] =
 	"usage: vmhostd --config-root DIR --state-dir DIR [--data-root DIR]\n"
-	"               [--accel auto|kvm|tcg] [--foreground]\n";
+	"               [--accel auto|kvm|tcg] [--uid-base N] [--foreground]\n"
+	"               [--link-prefix PREFIX]\n";
 
 void daemon_log(const char *fmt, ...)
 {
@@ -83,6 +88,26 @@ static int daemon_signals(struct daemon *d)
 	return loop_add(&d->loop, &d->signals, EPOLLIN);
 }
 
+/* Where per-VM uids start (vmuid.h).  Only root can switch uids: anyone
+ * else runs QEMU as itself, and an explicit --uid-base is refused. */
+static int daemon_uid_base(struct daemon *d, const char *arg)
+{
+	unsigned long v = VMUID_BASE_DEFAULT;
+	char *end;
+
+	d->uid_base = 0;
+	if (arg) {
+		errno = 0;
+		v = strtoul(arg, &end, 10);
+		if (errno || end == arg || *end || v < 1000 ||
+		    v > 0xfffffff0ul - VMUID_SLOTS || geteuid() != 0)
+			return -1;
+	}
+	if (geteuid() == 0)
+		d->uid_base = (uid_t)v;
+	return 0;
+}
+
 /* Fork; the parent waits until the child says the socket listens. */
 static int daemon_detach(int *ready_fd)
 {
@@ -135,14 +160,17 @@ int main(int argc, char **argv)
 		{ "data-root", required_argument, NULL, 'd' },
 		{ "accel", required_argument, NULL, 'a' },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "uid-base", required_argument, NULL, 'u' },
+		{ "link-prefix", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct daemon d = { 0 };
-	const char *accel = "auto";
+	struct daemon d = { .link_prefix = IFNAME_DEFAULT_PREFIX };
+	const char *accel = "auto", *uid_base = NULL;
 	bool foreground = false;
 	char *control = NULL;
 	int opt, lock_fd, ready_fd = -1, status = 1;
+	char errbuf[512];
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -151,6 +179,8 @@ int main(int argc, char **argv)
 		case 'd': d.roots.data_root = optarg; break;
 		case 'a': accel = optarg; break;
 		case 'f': foreground = true; break;
+		case 'u': uid_base = optarg; break;
+		case 'l': d.link_prefix = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -163,6 +193,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmhostd: --accel %s: use auto, kvm or tcg\n", accel);
 		return 2;
 	}
+	if (daemon_uid_base(&d, uid_base) < 0) {
+		fprintf(stderr, "vmhostd: --uid-base %s: use a number from 1000 to %u\n",
+			uid_base, 0xfffffff0u - VMUID_SLOTS);
+		return 2;
+	}
+	if (ifname_prefix_check(d.link_prefix) < 0) {
+		fprintf(stderr, "vmhostd: --link-prefix %s: use 1 to %d of a-z 0-9 -\n",
+			d.link_prefix, IFNAME_PREFIX_MAX);
+		return 2;
+	}
 	lock_fd = statedir_lock(d.state_dir);
 	if (lock_fd < 0) {
 		if (errno == EWOULDBLOCK)
@@ -170,6 +210,13 @@ int main(int argc, char **argv)
 				d.state_dir);
 		else
 			fprintf(stderr, "vmhostd: %s: %s\n", d.state_dir, strerror(errno));
+		return 1;
+	}
+	/* Refuse a damaged link table rather than renumber running links;
+	 * and no VM runs yet, so every interface of ours is stale. */
+	if (links_init(&d, errbuf, sizeof errbuf) < 0) {
+		fprintf(stderr, "vmhostd: %s\n", errbuf);
+		close(lock_fd);
 		return 1;
 	}
 	if (!foreground && daemon_detach(&ready_fd) < 0) {
@@ -196,6 +243,13 @@ int main(int argc, char **argv)
 	}
 	daemon_log("listening on %s; config root %s; accel %s: %s", control,
 		   d.roots.config_root, vmm_accel_name(d.accel), d.accel_why);
+	if (d.uid_base)
+		daemon_log("QEMU runs as uid and gid %u + slot, one per running VM",
+			   (unsigned int)d.uid_base);
+	else
+		daemon_log("not root: QEMU runs as the daemon's own user");
+	/* Before any request is served: a VM must never run twice. */
+	recover_orphans(&d);
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "1", 1) != 1)
 			goto out_control;
@@ -209,6 +263,7 @@ int main(int argc, char **argv)
 	/* Clients first: their close callbacks point into the VMs. */
 	control_fini(&d.control);
 	vmstate_free_all(&d);
+	links_fini(&d);
 	daemon_log("exiting");
 	goto out_loop;
 out_control:

@@ -10,9 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/sealcopy.h"
 #include "common/spawn.h"
+#include "daemon/links.h"
+#include "daemon/recover.h"
 #include "daemon/statedir.h"
 #include "daemon/vmstate.h"
+#include "daemon/vmuid.h"
 #include "vmm/virtiofsd.h"
 
 static const char *const state_names[] = {
@@ -137,8 +141,22 @@ static void vm_child_close(struct vm *vm, struct vm_child *ch)
 	ch->pid = 0;
 }
 
+/* A command sent with vmstate_qmp_call, awaiting its answer. */
+struct vm_qmp_call {
+	struct vm_qmp_call *next;
+	uint64_t id;
+	vmstate_qmp_fn *fn;
+	void *arg;
+};
+
 static void vm_qmp_close(struct vm *vm)
 {
+	struct vm_qmp_call *call;
+
+	while ((call = vm->calls)) {
+		vm->calls = call->next;
+		free(call);
+	}
 	if (vm->qmp.fd >= 0) {
 		loop_del(&vm->d->loop, &vm->qmp);
 		close(vm->qmp.fd);
@@ -157,6 +175,8 @@ static void vm_timer_close(struct vm *vm)
 	vm->timer.fd = -1;
 }
 
+static void vm_clients_check(struct daemon *d);
+
 static void vm_finish(struct vm *vm)
 {
 	char *msg = NULL;
@@ -164,6 +184,8 @@ static void vm_finish(struct vm *vm)
 
 	vm_qmp_close(vm);
 	vm_timer_close(vm);
+	links_vm_down(vm);
+	vm->awaiting_providers = false;
 	if (vm->serial_open)
 		serial_close(&vm->serial);
 	vm->serial_open = false;
@@ -182,6 +204,7 @@ static void vm_finish(struct vm *vm)
 	vmconfig_free(vm->cfg);
 	vm->cfg = NULL;
 	vm->wayland_dropped = false;
+	recover_forget(vm);
 	vm->tearing_down = false;
 	vm_set_state(vm, vm->end_state, vm->end_reason);
 	if (asprintf(&msg, "%s: %s", vm->name, vm->end_reason) < 0)
@@ -189,6 +212,7 @@ static void vm_finish(struct vm *vm)
 	vm_answer(vm, VM_WAIT_START, false, msg ? msg : vm->end_reason);
 	vm_answer(vm, VM_WAIT_STOP, true, NULL);
 	free(msg);
+	vm_clients_check(vm->d);
 	daemon_vm_settled(vm->d);
 }
 
@@ -356,30 +380,74 @@ static int vm_child_watch(struct vm *vm, struct vm_child *ch, pid_t pid,
 
 /* --- QMP --- */
 
-static int vm_qmp_send(struct vm *vm, const char *execute, json_t *args)
+int vmstate_qmp_call(struct vm *vm, const char *execute, json_t *args, int fd,
+		     vmstate_qmp_fn *fn, void *arg)
 {
-	size_t len, off = 0;
-	ssize_t n;
+	struct vm_qmp_call *call = NULL;
 	char *line;
+	size_t len;
+	int r;
 
 	if (vm->qmp.fd < 0) {
 		errno = EPIPE;
 		return -1;
 	}
-	line = qmp_command(execute, args, ++vm->qmp_id, &len);
-	if (!line)
+	if (fn && !(call = calloc(1, sizeof(*call))))
 		return -1;
-	while (off < len) {
-		n = send(vm->qmp.fd, line + off, len - off,
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		off += (size_t)n;
-	}
+	line = qmp_command(execute, args, ++vm->qmp_id, &len);
+	r = line ? qmp_send(vm->qmp.fd, line, len, fd) : -1;
 	free(line);
-	return off == len ? 0 : -1;
+	if (r < 0) {
+		free(call);
+		return -1;
+	}
+	if (call) {
+		*call = (struct vm_qmp_call){ vm->calls, vm->qmp_id, fn, arg };
+		vm->calls = call;
+	}
+	return 0;
+}
+
+void vmstate_qmp_forget(struct vm *vm, void *arg)
+{
+	struct vm_qmp_call **pp = &vm->calls, *call;
+
+	while ((call = *pp)) {
+		if (call->arg == arg) {
+			*pp = call->next;
+			free(call);
+		} else {
+			pp = &call->next;
+		}
+	}
+}
+
+/* Hand an answer to the vmstate_qmp_call that asked; false if none did. */
+static bool vm_qmp_answer(struct vm *vm, const struct qmp_msg *msg)
+{
+	struct vm_qmp_call **pp, *call;
+
+	if (!msg->has_id)
+		return false;
+	for (pp = &vm->calls; (call = *pp); pp = &call->next) {
+		if (call->id != msg->id)
+			continue;
+		*pp = call->next;
+		call->fn(vm, msg, call->arg);
+		free(call);
+		return true;
+	}
+	return false;
+}
+
+static int vm_qmp_send(struct vm *vm, const char *execute, json_t *args)
+{
+	return vmstate_qmp_call(vm, execute, args, -1, NULL, NULL);
+}
+
+bool vmstate_running(const struct vm *vm)
+{
+	return vm->state == VM_RUNNING && !vm->tearing_down;
 }
 
 static void vm_running(struct vm *vm)
@@ -387,6 +455,8 @@ static void vm_running(struct vm *vm)
 	vm_timer_close(vm);
 	vm_set_state(vm, VM_RUNNING, NULL);
 	vm_answer(vm, VM_WAIT_START, true, NULL);
+	links_vm_running(vm);
+	vm_clients_check(vm->d);
 }
 
 /* Starting: greeting -> qmp_capabilities -> query-status [-> cont]. */
@@ -435,9 +505,13 @@ static void vm_qmp_step(struct vm *vm, const struct qmp_msg *msg)
 
 static void vm_qmp_msg(struct vm *vm, const struct qmp_msg *msg)
 {
+	if ((msg->kind == QMP_RETURN || msg->kind == QMP_ERROR) &&
+	    vm_qmp_answer(vm, msg))
+		return;
 	switch (msg->kind) {
 	case QMP_EVENT:
 		daemon_log("vm %s: QMP event %s", vm->name, msg->event);
+		links_event(vm, msg);
 		return;
 	case QMP_ERROR:
 		daemon_log("vm %s: QMP error %s: %s", vm->name,
@@ -587,13 +661,20 @@ static struct vm_config *vm_load(struct vm *vm, struct client *c)
 	struct stat st;
 	char *dir;
 
+	/* c is NULL when a client starts its provider: the reason then
+	 * goes to the record, for the client's error. */
+	snprintf(vm->reason, sizeof vm->reason, "invalid configuration (see vm check %s)",
+		 vm->name);
 	if (asprintf(&dir, "%s/%s", d->roots.config_root, vm->name) < 0) {
-		control_error(c, "%s: %s", vm->name, strerror(errno));
+		if (c)
+			control_error(c, "%s: %s", vm->name, strerror(errno));
 		return NULL;
 	}
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		control_error(c, "unknown VM %s: %s: no such VM directory",
-			      vm->name, dir);
+		if (c)
+			control_error(c, "unknown VM %s: %s: no such VM directory",
+				      vm->name, dir);
+		snprintf(vm->reason, sizeof vm->reason, "no such VM directory");
 		free(dir);
 		return NULL;
 	}
@@ -609,6 +690,31 @@ static struct vm_config *vm_load(struct vm *vm, struct client *c)
 	}
 	diags_free(&diags);
 	return cfg;
+}
+
+/* Open a file the loader just checked (relpath in the VM's directory).
+ * It may have been swapped since (for a FIFO, which would block the whole
+ * daemon, or a device), so the open never blocks and the fd must still be
+ * a regular file (or a block device, for disks).  -1 with err set. */
+static int vm_open_checked(const char *path, const char *relpath,
+			   bool blk_ok, char *err, size_t len)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, len, "start failed: %s: %s", relpath,
+			 strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 ||
+	    !(S_ISREG(st.st_mode) || (blk_ok && S_ISBLK(st.st_mode)))) {
+		snprintf(err, len, "start failed: %s: changed since it was checked: no longer a regular file%s",
+			 relpath, blk_ok ? " or block device" : "");
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static int vm_socketpair(int sv[2])
@@ -649,15 +755,42 @@ static int vm_open_log(struct vm *vm, const char *name)
 	return fd;
 }
 
-/* Where links plug in (issue 5): fill vm->nics with the client ends of
- * this VM's provider links, and reserve hot-plug ports for the clients of
- * a provider.  No links yet. */
-static int vm_links_prepare(struct vm *vm)
+/* Pin share i for virtiofsd (virtiofsd.h): its checked directory as an
+ * fd, served at STATE/vms/NAME/fs-TAG.  Without the namespace sandbox
+ * (not root) virtiofsd gets the path.  Fills o; the caller closes
+ * o->source_fd and frees *pin_at. */
+static int vm_fsd_pin(struct vm *vm, size_t i, struct virtiofsd_opts *o,
+		      char **pin_at, char *err, size_t len)
 {
-	vm->nics = NULL;
-	vm->nic_count = 0;
-	vm->hotplug_ports = VMSTATE_HOTPLUG_PORTS;
-	return 0;
+	const struct vm_share *sh = &vm->cfg->shares[i];
+
+	o->source_fd = 0;
+	*pin_at = NULL;
+	if (o->sandbox != VIRTIOFSD_SANDBOX_NAMESPACE)
+		return 0;
+	if (asprintf(pin_at, "%s/fs-%s", vm->dir, sh->tag) < 0) {
+		*pin_at = NULL;
+		goto fail_errno;
+	}
+	if (mkdir(*pin_at, 0700) < 0 && errno != EEXIST)
+		goto fail_errno;
+	o->pin_at = *pin_at;
+	o->source_fd = virtiofsd_open_source(sh->host_dir);
+	if (o->source_fd >= 0)
+		return 0;
+	if (errno == ESTALE) {
+		snprintf(err, len, "start failed: shared-dirs/%s: %s changed since it was checked",
+			 sh->tag, sh->host_dir);
+		goto fail;
+	}
+fail_errno:
+	snprintf(err, len, "start failed: shared-dirs/%s: %s: %s", sh->tag,
+		 *pin_at ? *pin_at : sh->host_dir, strerror(errno));
+fail:
+	o->source_fd = 0;
+	free(*pin_at);
+	*pin_at = NULL;
+	return -1;
 }
 
 /* Spawn one virtiofsd per share; fills qemu_fds (one per share). */
@@ -666,8 +799,8 @@ static int vm_spawn_fsds(struct vm *vm, int *qemu_fds, char *err, size_t len)
 	struct virtiofsd_opts o = { 0 };
 	struct vm_config *cfg = vm->cfg;
 	char name[VMCONFIG_TAG_MAX + 16];
-	int listen_fd, pidfd, log_fd;
-	char *tmp;
+	int listen_fd, pidfd, log_fd, r;
+	char *tmp, *pin_at;
 	pid_t pid;
 	size_t i;
 
@@ -693,13 +826,20 @@ static int vm_spawn_fsds(struct vm *vm, int *qemu_fds, char *err, size_t len)
 		o.listen_fd = listen_fd;
 		o.sandbox = getuid() == 0 ? VIRTIOFSD_SANDBOX_NAMESPACE :
 			    VIRTIOFSD_SANDBOX_CHROOT;
-		if (virtiofsd_spawn(&o, log_fd, &pid, &pidfd) < 0) {
-			snprintf(err, len, "start failed: shared-dirs/%s: virtiofsd for %s: %s",
-				 cfg->shares[i].tag, o.source, strerror(errno));
+		if (vm_fsd_pin(vm, i, &o, &pin_at, err, len) < 0) {
 			close(listen_fd);
 			goto fail;
 		}
+		r = virtiofsd_spawn(&o, log_fd, &pid, &pidfd);
+		if (r < 0)
+			snprintf(err, len, "start failed: shared-dirs/%s: virtiofsd for %s: %s",
+				 cfg->shares[i].tag, o.source, strerror(errno));
+		if (o.source_fd > 2)
+			close(o.source_fd);
+		free(pin_at);
 		close(listen_fd);
+		if (r < 0)
+			goto fail;
 		vm->fsd_count = i + 1;
 		if (vm_child_watch(vm, &vm->fsd[i], pid, pidfd) < 0) {
 			snprintf(err, len, "start failed: watching virtiofsd: %s",
@@ -722,6 +862,9 @@ fail:
 	return -1;
 }
 
+/* Larger is no kernel (a debug vmlinux is a few hundred MiB). */
+#define VM_KERNEL_MAX ((off_t)1 << 30)
+
 static int vm_spawn_qemu(struct vm *vm, const int *child, const int *disk_fds,
 			 const int *fs_fds, char *err, size_t len)
 {
@@ -739,16 +882,33 @@ static int vm_spawn_qemu(struct vm *vm, const int *child, const int *disk_fds,
 		.hotplug_ports = vm->hotplug_ports,
 	};
 	struct spawn_opts so = { 0 };
-	int *keep = NULL, log_fd, pidfd, r = -1;
+	struct privdrop drop;
+	bool dropping;
+	int *keep = NULL, log_fd, pidfd, sealed, r = -1;
 	char **argv = NULL;
 	size_t nkeep = 0;
 	pid_t pid;
 
 	/* Opened now, so QEMU boots what the loader just checked. */
-	launch.kernel_fd = open(vm->cfg->kernel, O_RDONLY | O_CLOEXEC);
-	if (launch.kernel_fd < 0) {
-		snprintf(err, len, "start failed: vmlinux: %s", strerror(errno));
+	launch.kernel_fd = vm_open_checked(vm->cfg->kernel, "vmlinux", false,
+					   err, len);
+	if (launch.kernel_fd < 0)
 		return -1;
+	/* QEMU reopens /proc/self/fd/N as its own uid, which a root-only
+	 * vmlinux would refuse; a sealed copy is readable and cannot change
+	 * while it boots (common/sealcopy.h). */
+	sealed = sealcopy(launch.kernel_fd, "vmlinux", VM_KERNEL_MAX);
+	close(launch.kernel_fd);
+	launch.kernel_fd = sealed;
+	if (launch.kernel_fd < 0) {
+		snprintf(err, len, "start failed: vmlinux: copying it: %s",
+			 strerror(errno));
+		return -1;
+	}
+	if (vmuid_pick(vm, &drop, &dropping) < 0) {
+		snprintf(err, len, "start failed: no uid for QEMU: %s",
+			 strerror(errno));
+		goto out;
 	}
 	if (vmm_argv(&launch, &argv) < 0 ||
 	    vmm_launch_fds(&launch, &keep, &nkeep) < 0) {
@@ -762,6 +922,7 @@ static int vm_spawn_qemu(struct vm *vm, const int *child, const int *disk_fds,
 	so.keep_fds = keep;
 	so.keep_count = nkeep;
 	so.log_fd = log_fd;
+	so.drop = dropping ? &drop : NULL;
 	r = spawn(&so, &pid, &pidfd);
 	if (log_fd >= 0)
 		close(log_fd);
@@ -837,13 +998,11 @@ static void vm_log_choices(struct vm *vm)
 			   vm->name);
 }
 
+static void vm_start_providers(struct vm *vm);
+
 void vmstate_start(struct vm *vm, struct client *c)
 {
 	struct vm_config *cfg;
-	int qemu_end[3] = { -1, -1, -1 }, ours[3] = { -1, -1, -1 }, sv[2];
-	int *disk_fds = NULL, *fs_fds = NULL;
-	char err[512] = "start failed";
-	size_t i;
 
 	switch (vm->state) {
 	case VM_STARTING:
@@ -867,8 +1026,9 @@ void vmstate_start(struct vm *vm, struct client *c)
 	if (!cfg)
 		return;
 	if (!vm->dir && !(vm->dir = statedir_vm(vm->d->state_dir, vm->name))) {
-		control_error(c, "%s: %s/vms/%s: %s", vm->name, vm->d->state_dir,
-			      vm->name, strerror(errno));
+		if (c)
+			control_error(c, "%s: %s/vms/%s: %s", vm->name,
+				      vm->d->state_dir, vm->name, strerror(errno));
 		vmconfig_free(cfg);
 		return;
 	}
@@ -881,6 +1041,17 @@ void vmstate_start(struct vm *vm, struct client *c)
 	vm_set_state(vm, VM_STARTING, NULL);
 	vm_wait(vm, c, VM_WAIT_START);
 	vm_log_choices(vm);
+	vm_start_providers(vm);
+}
+
+/* Every provider runs: open what QEMU needs and spawn it. */
+static void vm_launch(struct vm *vm)
+{
+	struct vm_config *cfg = vm->cfg;
+	int qemu_end[3] = { -1, -1, -1 }, ours[3] = { -1, -1, -1 }, sv[2];
+	int *disk_fds = NULL, *fs_fds = NULL;
+	char err[512] = "start failed";
+	size_t i;
 
 	disk_fds = calloc(cfg->disk_count + 1, sizeof *disk_fds);
 	fs_fds = calloc(cfg->share_count + 1, sizeof *fs_fds);
@@ -891,12 +1062,11 @@ void vmstate_start(struct vm *vm, struct client *c)
 	for (i = 0; i < cfg->share_count; i++)
 		fs_fds[i] = -1;
 	for (i = 0; i < cfg->disk_count; i++) {
-		disk_fds[i] = open(cfg->disks[i].path, O_RDONLY | O_CLOEXEC);
-		if (disk_fds[i] < 0) {
-			snprintf(err, sizeof err, "start failed: %s: %s",
-				 cfg->disks[i].relpath, strerror(errno));
+		disk_fds[i] = vm_open_checked(cfg->disks[i].path,
+					      cfg->disks[i].relpath, true,
+					      err, sizeof err);
+		if (disk_fds[i] < 0)
 			goto fail;
-		}
 	}
 	for (i = 0; i < 3; i++) {
 		if (vm_socketpair(sv) < 0)
@@ -904,17 +1074,29 @@ void vmstate_start(struct vm *vm, struct client *c)
 		ours[i] = sv[0];
 		qemu_end[i] = sv[1];
 	}
-	if (vm_links_prepare(vm) < 0)
-		goto fail_errno;
+	if (links_prepare(vm, err, sizeof err) < 0)
+		goto fail;
 	if (vm_spawn_fsds(vm, fs_fds, err, sizeof err) < 0)
 		goto fail;
 	if (vm_spawn_qemu(vm, qemu_end, disk_fds, fs_fds, err, sizeof err) < 0)
 		goto fail;
+	/* Without it a restarted daemon could not find this VM's processes
+	 * (recover.h), so it may not run. */
+	if (recover_record(vm) < 0) {
+		snprintf(err, sizeof err, "start failed: %s/pids: %s", vm->dir,
+			 strerror(errno));
+		goto fail;
+	}
 	vm_close_fds(qemu_end, 3);
 	vm_close_fds(disk_fds, cfg->disk_count);
 	vm_close_fds(fs_fds, cfg->share_count);
 	free(disk_fds);
 	free(fs_fds);
+	/* QEMU holds the taps now: one that dies takes them along. */
+	for (i = 0; i < vm->nic_count; i++) {
+		close(vm->nics[i].tap_fd);
+		vm->nics[i].tap_fd = -1;
+	}
 	if (vm_watch_ends(vm, ours, err, sizeof err) < 0) {
 		vm_teardown(vm, VM_FAILED, err);
 		return;
@@ -939,6 +1121,77 @@ fail:
 	free(fs_fds);
 	daemon_log("vm %s: %s", vm->name, err);
 	vm_teardown(vm, VM_FAILED, err);
+}
+
+/* Launch vm once every provider runs; fail it, naming the provider, once
+ * one cannot. */
+static void vm_providers_check(struct vm *vm)
+{
+	char reason[512];
+	bool waiting = false;
+	const char *name;
+	struct vm *p;
+	size_t i;
+
+	if (!vm->awaiting_providers || vm->tearing_down ||
+	    vm->state != VM_STARTING)
+		return;
+	for (i = 0; i < vm->cfg->provider_count; i++) {
+		name = vm->cfg->providers[i];
+		p = vmstate_find(vm->d, name, false);
+		if (p && vmstate_running(p))
+			continue;
+		if (p && p->state == VM_STARTING && !p->tearing_down) {
+			waiting = true;
+			continue;
+		}
+		snprintf(reason, sizeof reason,
+			 "start failed: provider %s did not start: %s%s%.300s",
+			 name, p ? vmstate_name(p->state) : "unknown",
+			 p && p->reason[0] ? ": " : "", p ? p->reason : "");
+		vm->awaiting_providers = false;
+		vm_teardown(vm, VM_FAILED, reason);
+		return;
+	}
+	if (waiting)
+		return;
+	vm->awaiting_providers = false;
+	vm_launch(vm);
+}
+
+/* A VM settled or runs: clients waiting for it move on. */
+static void vm_clients_check(struct daemon *d)
+{
+	struct vm *vm;
+
+	/* Records are never freed while the loop runs, so the walk stays
+	 * valid even as the checks start and fail VMs. */
+	for (vm = d->vms; vm; vm = vm->next)
+		if (vm->awaiting_providers)
+			vm_providers_check(vm);
+}
+
+/* Providers first (issue 5): start every provider not yet active (each
+ * starts its own providers the same way, independent ones in parallel),
+ * then launch vm when all run. */
+static void vm_start_providers(struct vm *vm)
+{
+	struct vm_config *cfg = vm->cfg;
+	struct vm *p;
+	size_t i;
+
+	/* vm is not awaiting yet, so a provider failing right away does not
+	 * tear vm down (and free cfg) under this loop. */
+	for (i = 0; i < cfg->provider_count; i++) {
+		p = vmstate_find(vm->d, cfg->providers[i], true);
+		if (p && !vmstate_active(p)) {
+			daemon_log("vm %s: starting its provider %s first",
+				   vm->name, p->name);
+			vmstate_start(p, NULL);
+		}
+	}
+	vm->awaiting_providers = true;
+	vm_providers_check(vm);
 }
 
 /* --- stop --- */
@@ -1135,7 +1388,10 @@ json_t *vmstate_json(struct vm *vm, bool detail)
 	json_object_set_new(o, "accel_reason", json_string(d->accel_why));
 	json_object_set_new(o, "state_dir", vm->dir ? json_string(vm->dir) :
 			    json_null());
+	json_object_set_new(o, "uid", vmstate_active(vm) && vm->uid ?
+			    json_integer(vm->uid) : json_null());
 	json_object_set_new(o, "notes", notes);
+	json_object_set_new(o, "links", links_json(vm, cfg));
 	if (cfg != vm->cfg)
 		vmconfig_free(cfg);
 	diags_free(&diags);

@@ -48,6 +48,13 @@ struct vm_child {
 
 enum vm_wait { VM_WAIT_START, VM_WAIT_STOP };
 
+/* The answer to a vmstate_qmp_call: a QMP_RETURN or QMP_ERROR message
+ * (untrusted contents).  Calls still pending when the monitor closes are
+ * dropped without a call: the owner hears of it through links_vm_down. */
+typedef void vmstate_qmp_fn(struct vm *vm, const struct qmp_msg *reply,
+			    void *arg);
+struct vm_qmp_call;
+
 struct vm {
 	struct daemon *d;
 	struct vm *next;
@@ -60,6 +67,8 @@ struct vm {
 	/* Set while starting, running or stopping. */
 	struct vm_config *cfg;
 	enum vmm_accel accel;
+	uid_t uid;                 /* QEMU's own uid (privdrop.h); 0: the
+				    * daemon's, when it is not root */
 	bool wayland_dropped;      /* asked for, but the VMM cannot */
 	struct vm_child qemu;
 	struct vm_child *fsd;      /* one per cfg->shares */
@@ -80,6 +89,9 @@ struct vm {
 	struct vmm_nic *nics;
 	size_t nic_count;
 	unsigned int hotplug_ports;
+	uint64_t ports_busy;       /* bit n: port n holds a link's NIC */
+	struct vm_qmp_call *calls; /* commands awaiting their answer */
+	bool awaiting_providers;   /* starting: its providers start first */
 
 	/* Teardown: once every child is reaped, settle here. */
 	bool tearing_down;
@@ -110,6 +122,16 @@ void vmstate_log(struct vm *vm, struct client *c, bool follow);
 void vmstate_console(struct vm *vm, struct client *c);
 /* name, state, pid, since, reason (+ config and devices if detail). */
 json_t *vmstate_json(struct vm *vm, bool detail);
+
+/* Send a QMP command to a running VM (fd >= 0 goes along as SCM_RIGHTS,
+ * for getfd) and call fn with its answer; fn NULL ignores the answer.
+ * Never blocks; -1 with errno if it could not be sent. */
+int vmstate_qmp_call(struct vm *vm, const char *execute, json_t *args, int fd,
+		     vmstate_qmp_fn *fn, void *arg);
+/* Drop vm's pending calls whose arg is arg: their fn is never called. */
+void vmstate_qmp_forget(struct vm *vm, void *arg);
+/* Whether vm is running and not on its way down. */
+bool vmstate_running(const struct vm *vm);
 
 void vmstate_stop_all(struct daemon *d, bool force);
 /* At exit: kill and reap whatever is left, free every record. */

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -184,7 +186,9 @@ int qmp_pop(struct qmp_codec *c, struct qmp_msg *m)
 		linelen = (size_t)(nl - c->buf);
 		/* Blank lines (QEMU sends "\r\n") carry nothing. */
 		size_t k = 0;
-		while (k < linelen && strchr(" \t\r", c->buf[k]))
+		/* Not strchr: it would match a NUL, its terminator. */
+		while (k < linelen && (c->buf[k] == ' ' || c->buf[k] == '\t' ||
+				       c->buf[k] == '\r'))
 			k++;
 		if (k < linelen)
 			break;
@@ -249,6 +253,43 @@ err_cmd:
 enomem:
 	errno = ENOMEM;
 	return NULL;
+}
+
+int qmp_send(int sock, const char *line, size_t len, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov;
+	struct msghdr mh;
+	struct cmsghdr *cm;
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len) {
+		iov = (struct iovec){ (char *)line + off, len - off };
+		mh = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1 };
+		/* The fd rides on the first byte only: once some of the line
+		 * is out, QEMU has it. */
+		if (fd >= 0 && off == 0) {
+			memset(&ctl, 0, sizeof(ctl));
+			mh.msg_control = ctl.buf;
+			mh.msg_controllen = sizeof(ctl.buf);
+			cm = CMSG_FIRSTHDR(&mh);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+		}
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
 }
 
 /* ---- blocking helpers (tests, vmm-try) ---- */

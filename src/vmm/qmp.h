@@ -60,6 +60,13 @@ void qmp_msg_clear(struct qmp_msg *msg);
 char *qmp_command(const char *execute, json_t *args, uint64_t id,
 		  size_t *len);
 
+/* Write one command line (from qmp_command) to a non-blocking socket,
+ * with fd (if >= 0) as SCM_RIGHTS ancillary data on its first byte: how
+ * QMP's getfd receives a descriptor (the socket must be AF_UNIX).  Never
+ * waits: 0 once every byte is out; -1 with errno otherwise (EAGAIN: the
+ * socket is full mid-line, EPIPE: QEMU is gone).  The caller keeps fd. */
+int qmp_send(int sock, const char *line, size_t len, int fd);
+
 /* Blocking helpers for tests and vmm-try only (never in the daemon's
  * loop).  They read fd with a timeout; events seen meanwhile are dropped.
  * qmp_sync_handshake waits for the greeting and negotiates

@@ -105,7 +105,8 @@ static void test_full(void **state)
 	assert_true(argv_find(argv, "-nodefaults") > 0);
 	assert_true(argv_find(argv, "-no-user-config") > 0);
 	argv_pair(argv, "-display", "none");
-	argv_pair(argv, "-machine", "q35,memory-backend=mem");
+	argv_pair(argv, "-machine", "q35,memory-backend=mem,i8042=off");
+	argv_pair(argv, "-bios", VMM_QBOOT_PATH);
 	argv_pair(argv, "-accel", "tcg");
 	argv_pair(argv, "-cpu", "max");
 	argv_pair(argv, "-m", "512M");

@@ -122,6 +122,10 @@ static void test_garbage(void **state)
 		assert_int_equal(errno, EBADMSG);
 		assert_null(m.root);
 	}
+	/* A line of NULs is not blank (strchr(" \t\r", 0) would say so). */
+	assert_int_equal(qmp_feed(c, "\0 \0\n", 4), 0);
+	assert_int_equal(qmp_pop(c, &m), -1);
+	assert_int_equal(errno, EBADMSG);
 	/* Blank lines are skipped, an id of the wrong type is no id. */
 	assert_int_equal(qmp_feed(c, "\r\n\n{\"return\": {}, \"id\": \"x\"}\n", 29), 0);
 	assert_int_equal(qmp_pop(c, &m), 1);

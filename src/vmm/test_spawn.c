@@ -16,11 +16,12 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "common/sealcopy.h"
 #include "common/spawn.h"
 #include "vmm/virtiofsd.h"
 
-static int run_sh(const char *script, const int *keep, size_t nkeep,
-		  char *out, size_t outlen)
+static int run_sh_as(const char *script, const int *keep, size_t nkeep,
+		     const struct privdrop *drop, char *out, size_t outlen)
 {
 	char *argv[] = { "/bin/sh", "-c", (char *)script, NULL };
 	int p[2], status, pidfd;
@@ -31,7 +32,7 @@ static int run_sh(const char *script, const int *keep, size_t nkeep,
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	struct spawn_opts o = { .path = "/bin/sh", .argv = argv,
 				.keep_fds = keep, .keep_count = nkeep,
-				.log_fd = p[1] };
+				.log_fd = p[1], .drop = drop };
 	assert_int_equal(spawn(&o, &pid, &pidfd), 0);
 	close(p[1]);
 	assert_int_equal(getsid(pid), pid); /* own session */
@@ -44,6 +45,12 @@ static int run_sh(const char *script, const int *keep, size_t nkeep,
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	close(pidfd);
 	return status;
+}
+
+static int run_sh(const char *script, const int *keep, size_t nkeep,
+		  char *out, size_t outlen)
+{
+	return run_sh_as(script, keep, nkeep, NULL, out, outlen);
 }
 
 static void test_fds(void **state)
@@ -158,6 +165,114 @@ static void test_virtiofsd_argv(void **state)
 	assert_int_equal(virtiofsd_argv(&o, &argv), -1);
 }
 
+/* A share is served from the directory that was checked: a path that
+ * reaches it through a symlink is a swap, and the argv names pin_at. */
+static void test_virtiofsd_pin(void **state)
+{
+	char dir[] = "/tmp/test-pin-XXXXXX", real[64], link[64];
+	char **argv;
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(real, sizeof real, "%s/real", dir);
+	snprintf(link, sizeof link, "%s/link", dir);
+	assert_int_equal(mkdir(real, 0700), 0);
+	assert_int_equal(symlink("real", link), 0);
+	fd = virtiofsd_open_source(real);
+	assert_true(fd > 2);
+	assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	errno = 0;
+	assert_int_equal(virtiofsd_open_source(link), -1);
+	assert_int_equal(errno, ESTALE);
+
+	struct virtiofsd_opts o = { .source = real, .listen_fd = 9,
+				    .sandbox = VIRTIOFSD_SANDBOX_NAMESPACE,
+				    .source_fd = fd, .pin_at = "/run/vmhost/vms/a/fs-t" };
+	assert_int_equal(virtiofsd_argv(&o, &argv), 0);
+	assert_string_equal(argv[3], "source=/run/vmhost/vms/a/fs-t");
+	virtiofsd_argv_free(argv);
+	o.sandbox = VIRTIOFSD_SANDBOX_CHROOT; /* pinning needs the namespace */
+	assert_int_equal(virtiofsd_argv(&o, &argv), -1);
+	assert_int_equal(errno, EINVAL);
+	close(fd);
+	unlink(link);
+	rmdir(real);
+	rmdir(dir);
+}
+
+/* As root: the child ends with one uid and gid, no groups, no
+ * capabilities even in the bounding set, no_new_privs, cwd /. */
+static void test_privdrop(void **state)
+{
+	struct privdrop p;
+	char out[4096];
+	pid_t pid;
+
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(privdrop_for_slot(1900000, 123, false, &p), 0);
+	assert_int_equal(p.uid, 1900123);
+	assert_false(p.has_extra);
+	int status = run_sh_as("grep -E '^(Uid|Gid|Groups|CapEff|CapBnd|NoNewPrivs):' "
+			       "/proc/self/status; pwd", NULL, 0, &p, out,
+			       sizeof out);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_non_null(strstr(out, "Uid:\t1900123\t1900123\t1900123\t1900123\n"));
+	assert_non_null(strstr(out, "Gid:\t1900123\t1900123\t1900123\t1900123\n"));
+	const char *g = strstr(out, "Groups:\t");
+	assert_non_null(g);
+	assert_int_equal(strspn(g + 8, " "), strcspn(g + 8, "\n"));
+	assert_non_null(strstr(out, "CapEff:\t0000000000000000\n"));
+	assert_non_null(strstr(out, "CapBnd:\t0000000000000000\n"));
+	assert_non_null(strstr(out, "NoNewPrivs:\t1\n"));
+	assert_non_null(strstr(out, "\n/\n"));
+	/* Never "drop" to root; and ids past the range are refused. */
+	char *argv[] = { "/bin/true", NULL };
+	p.uid = 0;
+	struct spawn_opts o = { .path = argv[0], .argv = argv, .log_fd = -1,
+				.drop = &p };
+	errno = 0;
+	assert_int_equal(spawn(&o, &pid, NULL), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(privdrop_for_slot(0xfffffff0u, 1, false, &p), -1);
+	assert_int_equal(errno, EOVERFLOW);
+}
+
+static void test_sealcopy(void **state)
+{
+	char path[] = "/tmp/test-sealcopy-XXXXXX", buf[64], link[64];
+	int fd = mkstemp(path), mfd, rfd;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "kernel bytes", 12), 12);
+	mfd = sealcopy(fd, "vmlinux", 1 << 20);
+	assert_true(mfd >= 0);
+	assert_int_equal(fcntl(mfd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	/* The original may change; the copy may not. */
+	assert_int_equal(pwrite(fd, "KERNEL", 6, 0), 6);
+	assert_int_equal(pwrite(mfd, "x", 1, 0), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(ftruncate(mfd, 0), -1);
+	snprintf(link, sizeof link, "/proc/self/fd/%d", mfd);
+	rfd = open(link, O_RDONLY | O_CLOEXEC);
+	assert_true(rfd >= 0);
+	memset(buf, 0, sizeof buf);
+	assert_int_equal(read(rfd, buf, sizeof buf), 12);
+	assert_string_equal(buf, "kernel bytes");
+	close(rfd);
+	close(mfd);
+	errno = 0;
+	assert_int_equal(sealcopy(fd, "vmlinux", 4), -1);
+	assert_int_equal(errno, EFBIG);
+	close(fd);
+	unlink(path);
+	/* Not a regular file: refused before reading (a FIFO would block). */
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_int_equal(sealcopy(fd, "vmlinux", 1 << 20), -1);
+	assert_int_equal(errno, EINVAL);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +281,9 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_virtiofsd_sockets),
 		cmocka_unit_test(test_virtiofsd_argv),
+		cmocka_unit_test(test_virtiofsd_pin),
+		cmocka_unit_test(test_privdrop),
+		cmocka_unit_test(test_sealcopy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

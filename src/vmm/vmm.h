@@ -19,6 +19,9 @@
 
 /* argv[0] of vmm_argv, an absolute path for spawn(). */
 #define VMM_QEMU_PATH "/usr/bin/qemu-system-x86_64"
+/* The firmware: qboot (Debian's qemu-system-data), which only loads
+ * -kernel; faster to the kernel than the default SeaBIOS. */
+#define VMM_QBOOT_PATH "/usr/share/qemu/qboot.rom"
 
 enum vmm_accel { VMM_ACCEL_TCG, VMM_ACCEL_KVM };
 

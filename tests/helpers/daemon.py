@@ -116,12 +116,22 @@ class Console:
 
 
 class Daemon:
-    def __init__(self, tmp, accel="tcg"):
+    count = 0
+
+    def __init__(self, tmp, accel="tcg", args=()):
         self.tmp = pathlib.Path(tmp)
         self.root = vmdirs.ConfigRoot(self.tmp)
         # Short: virtiofsd socket paths live under it (108-byte limit).
         self.state = pathlib.Path(tempfile.mkdtemp(prefix="vmh-", dir="/tmp"))
         self.accel = accel
+        self.args = list(args)  # more vmhostd options, e.g. --link-prefix
+        if "--link-prefix" not in self.args:
+            # Its own interface prefix: a daemon deletes every interface
+            # under its prefix at start-up, so the default (vmh-) would
+            # take down the links of a real daemon on this host.
+            Daemon.count += 1
+            self.args += ["--link-prefix",
+                          f"t{os.getpid() % 0xfff:03x}{Daemon.count % 0xff:02x}-"]
         self.proc = None
         self.log = open(self.tmp / "vmhostd.stderr", "w+b")
 
@@ -132,7 +142,7 @@ class Daemon:
     def start(self):
         self.proc = subprocess.Popen(
             [str(VMHOSTD), "--config-root", str(self.root.path), "--state-dir",
-             str(self.state), "--accel", self.accel, "--foreground"],
+             str(self.state), "--accel", self.accel, "--foreground", *self.args],
             stdout=self.log, stderr=self.log, start_new_session=True)
         wait_until(lambda: self.proc.poll() is not None or self._listening(), 10,
                    "the control socket")

@@ -1,0 +1,67 @@
+/* Dropping root before exec.  See privdrop.h. */
+#include "common/privdrop.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Highest id we hand out: (uid_t)-1 means "unchanged" to setresuid. */
+#define PRIVDROP_ID_MAX 0xfffffff0u
+
+int privdrop_for_slot(uid_t base, unsigned int slot, bool kvm,
+		      struct privdrop *out)
+{
+	struct stat st;
+
+	if (base == 0 || (uint64_t)base + slot > PRIVDROP_ID_MAX) {
+		errno = EOVERFLOW;
+		return -1;
+	}
+	out->uid = base + slot;
+	out->gid = (gid_t)(base + slot);
+	out->has_extra = false;
+	out->extra_gid = 0;
+	if (!kvm)
+		return 0;
+	if (stat("/dev/kvm", &st) < 0)
+		return -1;
+	/* Without the device's group QEMU could not open it. */
+	if ((st.st_mode & (S_IROTH | S_IWOTH)) != (S_IROTH | S_IWOTH)) {
+		out->has_extra = true;
+		out->extra_gid = st.st_gid;
+	}
+	return 0;
+}
+
+int privdrop_apply(const struct privdrop *p)
+{
+	uid_t r, e, s;
+	gid_t rg, eg, sg;
+
+	if (p->uid == 0 || p->gid == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* Empty the bounding set too, while we still may (CAP_SETPCAP): with
+	 * no_new_privs it is belt and braces.  EINVAL past the last cap. */
+	for (int cap = 0; cap < 64; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			return -1;
+	/* Groups first: after setresuid we could no longer change them. */
+	if (setgroups(p->has_extra ? 1 : 0, &p->extra_gid) < 0 ||
+	    setresgid(p->gid, p->gid, p->gid) < 0 ||
+	    setresuid(p->uid, p->uid, p->uid) < 0)
+		return -1;
+	if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0)
+		return -1;
+	if (r != p->uid || e != p->uid || s != p->uid ||
+	    rg != p->gid || eg != p->gid || sg != p->gid ||
+	    setuid(0) == 0) {
+		errno = EPERM;
+		return -1;
+	}
+	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}

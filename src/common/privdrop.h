@@ -1,0 +1,33 @@
+/* Dropping root for a helper process (QEMU) between fork and exec.
+ *
+ * The target is one uid and one gid with no supplementary groups but an
+ * optional single extra one (the group of /dev/kvm when the device is not
+ * world-accessible), and no way back: the saved ids change too, which
+ * clears every capability, and no_new_privs stops set-id binaries and file
+ * capabilities from giving any back after exec.
+ */
+#ifndef VMHOST_PRIVDROP_H
+#define VMHOST_PRIVDROP_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct privdrop {
+	uid_t uid;
+	gid_t gid;
+	bool has_extra;     /* extra_gid is a supplementary group */
+	gid_t extra_gid;
+};
+
+/* uid and gid base + slot, plus the group that opens /dev/kvm if kvm is
+ * set and the device is not open to others.  -1 with errno EOVERFLOW when
+ * base + slot leaves the uid range, or stat's errno for /dev/kvm. */
+int privdrop_for_slot(uid_t base, unsigned int slot, bool kvm,
+		      struct privdrop *out);
+
+/* Become p for good: setgroups, setresgid, setresuid, then no_new_privs.
+ * Only async-signal-safe calls: runs in a forked child.  -1 with errno;
+ * also EPERM if any id could still be regained. */
+int privdrop_apply(const struct privdrop *p);
+
+#endif

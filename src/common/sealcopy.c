@@ -1,0 +1,52 @@
+/* Sealed memfd copies.  See sealcopy.h. */
+#include "common/sealcopy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int sealcopy(int fd, const char *name, off_t max)
+{
+	struct stat st;
+	off_t off = 0;
+	ssize_t n;
+	int mfd, saved;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (st.st_size > max) {
+		errno = EFBIG;
+		return -1;
+	}
+	mfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0)
+		return -1;
+	/* Size from fstat: a file that grows meanwhile is cut there, one that
+	 * shrinks ends the copy early (sendfile returns 0). */
+	while (off < st.st_size) {
+		n = sendfile(mfd, fd, &off, (size_t)(st.st_size - off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail;
+		if (n == 0)
+			break;
+	}
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW |
+		  F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+		goto fail;
+	return mfd;
+
+fail:
+	saved = errno;
+	close(mfd);
+	errno = saved;
+	return -1;
+}

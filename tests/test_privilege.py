@@ -1,0 +1,156 @@
+"""Least privilege (issue 6, item 1; docs/security.md): each VM's QEMU
+runs as its own unprivileged uid with no capabilities, no groups,
+no_new_privs and seccomp; virtiofsd's worker is sandboxed with only the
+file capabilities it needs; neither holds the daemon's fds."""
+import os
+import subprocess
+
+import pytest
+
+from helpers.daemon import Daemon, cmdline, descendants
+
+UID_BASE = 1900000
+
+
+def status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def fd_targets(pid):
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return out
+
+
+def as_uid(uid, *cmd):
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                           "--clear-groups", "--", *cmd],
+                          capture_output=True, text=True, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory, vmhostd_bin, guest_dir):
+    if os.geteuid() != 0:
+        pytest.skip("uids are switched only when vmhostd runs as root")
+    d = Daemon(tmp_path_factory.mktemp("priv")).start()
+    home = d.root.data_dir("home")
+    d.guest("pa", shares={"home": home})
+    d.guest("pb")
+    try:
+        for n in ("pa", "pb"):
+            r = d.vm("start", n)
+            assert r.returncode == 0, r.stderr + d.stderr()
+        yield d
+        for n in ("pa", "pb"):
+            d.vm("stop", "--force", n)
+        d.assert_clean()
+    finally:
+        d.stop()
+
+
+def test_qemu_runs_as_its_own_uid(two):
+    uids = {}
+    for n in ("pa", "pb"):
+        rec = two.request({"op": "info", "name": n})["vm"]
+        st = status(rec["pid"])
+        uid = rec["uid"]
+        assert uid >= UID_BASE
+        assert st["Uid"].split() == [str(uid)] * 4
+        assert st["Gid"].split() == [str(uid)] * 4
+        assert st["Groups"] == ""
+        assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
+        assert int(st["CapBnd"], 16) == 0
+        assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"
+        uids[n] = uid
+    assert uids["pa"] != uids["pb"]
+    assert "QEMU runs as uid and gid 1900000 + slot" in two.stderr()
+
+
+def test_qemu_holds_no_daemon_fds(two):
+    state = str(two.state)
+    for n in ("pa", "pb"):
+        pid = two.record(n)["pid"]
+        for t in fd_targets(pid):
+            # Its own logs only: not the lock, the control socket, the
+            # daemon's log or another VM's files.
+            if t.startswith(state):
+                assert t.startswith(f"{state}/vms/{n}/") and t.endswith(".log"), t
+        assert any(t.startswith("/memfd:vmlinux") for t in fd_targets(pid))
+
+
+def test_one_vm_cannot_reach_another(two):
+    a = two.request({"op": "info", "name": "pa"})["vm"]
+    b = two.record("pb")["pid"]
+    assert as_uid(a["uid"], "kill", "-0", str(b)).returncode != 0
+    assert as_uid(a["uid"], "cat", f"/proc/{b}/environ").returncode != 0
+    assert as_uid(a["uid"], "ls", str(two.state)).returncode != 0
+    assert as_uid(a["uid"], "true").returncode == 0      # setpriv itself works
+
+
+def test_virtiofsd_is_sandboxed(two):
+    fsds = [p for p in descendants(two.proc.pid) if "virtiofsd" in cmdline(p)]
+    assert fsds
+    for p in fsds:
+        st = status(p)
+        assert int(st["CapBnd"], 16) == 0
+        if len(st["NSpid"].split()) == 1:
+            # The parent left outside the namespaces only waits: no caps.
+            assert int(st["CapEff"], 16) == 0
+            continue
+        # The worker: pid 1 of its own pid namespace, seccomp, and of the
+        # capabilities only chown, dac_override, fowner, fsetid, setgid,
+        # setuid (no mknod, no setfcap: -o modcaps).
+        assert st["NSpid"].split()[-1] == "1"
+        assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"
+        assert int(st["CapEff"], 16) == 0xdb
+        assert os.readlink(f"/proc/{p}/root") == "/"   # pivoted: "/" is the share
+        assert os.stat(f"/proc/{p}/root").st_ino == os.stat(two.root.data_root / "home").st_ino
+
+
+def test_uid_base_option(tmp_path, vmhostd_bin):
+    """Bad bases are usage errors; a non-root daemon refuses one (it could
+    not switch uids) and runs QEMU as itself."""
+    def run(*args, uid=None):
+        cmd = [str(vmhostd_bin), "--config-root", str(tmp_path), "--state-dir",
+               str(tmp_path / "state"), "--foreground", *args]
+        if uid is not None:
+            cmd = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+
+    for bad in ("0", "999", "abc", "12x", "4294967295"):
+        r = run("--uid-base", bad)
+        assert r.returncode == 2 and "--uid-base" in r.stderr, bad
+    os.chmod(tmp_path, 0o777)
+    r = run("--uid-base", "5000", uid=UID_BASE - 1)
+    assert r.returncode == 2 and "--uid-base" in r.stderr
+    assert not (tmp_path / "state").exists()     # refused before touching it
+
+
+def test_uid_in_use_is_skipped(two):
+    """A uid some process already has (say another daemon's QEMU) is not
+    handed out."""
+    used = {os.stat(f"/proc/{p}").st_uid for p in os.listdir("/proc") if p.isdigit()}
+    free = next(u for u in range(UID_BASE, UID_BASE + 65536) if u not in used)
+    squatter = subprocess.Popen(["setpriv", f"--reuid={free}", f"--regid={free}",
+                                 "--clear-groups", "--", "sleep", "60"])
+    try:
+        two.guest("pc")
+        r = two.vm("start", "pc")
+        assert r.returncode == 0, r.stderr
+        uid = two.request({"op": "info", "name": "pc"})["vm"]["uid"]
+        assert uid != free and uid >= UID_BASE
+        assert uid not in (two.request({"op": "info", "name": n})["vm"]["uid"]
+                           for n in ("pa", "pb"))
+        assert two.vm("stop", "--force", "pc").returncode == 0
+    finally:
+        squatter.kill()
+        squatter.wait()
