@@ -662,9 +662,11 @@ static struct vm_config *vm_load(struct vm *vm, struct client *c)
 	char *dir;
 
 	/* c is NULL when a client starts its provider: the reason then
-	 * goes to the record, for the client's error. */
-	snprintf(vm->reason, sizeof vm->reason, "invalid configuration (see vm check %s)",
-		 vm->name);
+	 * goes to the record, for the client's error.  A request's failure
+	 * leaves the record alone. */
+	if (!c)
+		snprintf(vm->reason, sizeof vm->reason,
+			 "invalid configuration (see vm check %s)", vm->name);
 	if (asprintf(&dir, "%s/%s", d->roots.config_root, vm->name) < 0) {
 		if (c)
 			control_error(c, "%s: %s", vm->name, strerror(errno));
@@ -674,7 +676,9 @@ static struct vm_config *vm_load(struct vm *vm, struct client *c)
 		if (c)
 			control_error(c, "unknown VM %s: %s: no such VM directory",
 				      vm->name, dir);
-		snprintf(vm->reason, sizeof vm->reason, "no such VM directory");
+		else
+			snprintf(vm->reason, sizeof vm->reason,
+				 "no such VM directory");
 		free(dir);
 		return NULL;
 	}
