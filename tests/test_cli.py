@@ -93,5 +93,5 @@ def test_stop_and_errors(daemon, running):
     r = daemon.vm("console", "web")
     assert r.returncode == 1 and "not running" in r.stderr
     r = daemon.vm("log", "nosuch")
-    assert r.returncode == 1 and "no serial log" in r.stderr
+    assert r.returncode == 1 and "unknown VM nosuch" in r.stderr
     daemon.assert_clean("web")

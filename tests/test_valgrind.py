@@ -91,7 +91,7 @@ def daemon(tmp_path_factory, vm_bin, vmhostd_bin):
     (["list", "--json"], 0, '"broken"'),
     (["info", "fake"], 0, "fake"),
     (["info", "--json", "broken"], 0, "broken"),
-    (["info", "nosuch"], 0, "no such VM"),
+    (["info", "nosuch"], 1, "unknown VM nosuch"),
     (["start", "broken"], 1, "invalid configuration"),
     (["start", "nosuch"], 1, "unknown VM nosuch"),
     (["start", "bad/name"], None, None),

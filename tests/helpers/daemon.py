@@ -175,6 +175,8 @@ class Daemon:
             s.settimeout(timeout)
             s.connect(str(self.control))
             s.sendall(raw if raw is not None else json.dumps(obj).encode() + b"\n")
+            if raw is not None and not raw.endswith(b"\n"):
+                s.shutdown(socket.SHUT_WR)     # a truncated request: say it ends here
             buf = b""
             while b"\n" not in buf:
                 data = s.recv(65536)
