@@ -3,11 +3,11 @@
 # config tree BUILD/demo/svc/data (written by `make guest`), start the demo
 # VMs, and say how to use them.
 #
-# usage: scripts/demo.sh BUILD
+# usage: scripts/demo.sh BUILD [STATE-DIR]
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 data=$build/demo/svc/data
-state=$build/demo/state
+state=${2:-$build/demo/state}
 vm=$build/vm
 
 if [ ! -d "$data" ]; then
@@ -43,6 +43,12 @@ The demo VMs run under vmhostd (state in $state).
   $vm stop appvm           # ACPI power off (--force to kill)
 
 The shared directory is $build/demo/shared/demo (/run/virtiofs/demo in appvm).
+appvm's network goes through netvm (NAT out of its uplink); the host's
+loopback is 10.0.2.2 from there.  Serve something on the host:
+
+  python3 -m http.server --bind 127.0.0.1 8000
+
+and in appvm's console:  wget -qO- http://10.0.2.2:8000/
 Stop the daemon (it powers the VMs off first):
 
   kill \$(cat $state/lock)

@@ -178,7 +178,7 @@ def test_control_socket_private(daemon):
 def test_detached_daemon_listens_on_return(tmp_path):
     d = Daemon(tmp_path)
     r = subprocess.run([str(VMHOSTD), "--config-root", str(d.root.path),
-                        "--state-dir", str(d.state), "--accel", "tcg"],
+                        "--state-dir", str(d.state), "--accel", "tcg", *d.args],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 0, r.stderr
     # Listening at once: no retry here.
