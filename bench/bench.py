@@ -783,7 +783,7 @@ def render_md(results):
            f"{m['date']} on {m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB, "
            f"load average {m['load_avg_at_start']} at start), host kernel {m['host_kernel']}, "
            f"{m['qemu']}, guest Linux {m['guest_kernel']}, accel **{m['accel']}**; "
-           f"`make bench` took {results.get('wall_s', '?')} s.", ""]
+           f"bench.py ran for {results.get('wall_s', '?')} s.", ""]
     if m["accel"] == "tcg":
         out += ["VMs ran under TCG (no usable KVM here): absolute boot and network "
                 "figures are far from KVM's; the ratios against the plain-QEMU "
