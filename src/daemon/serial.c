@@ -26,7 +26,7 @@ static int serial_open_log(struct serial *s)
 }
 
 int serial_open(struct serial *s, struct loop *loop, int fd, const char *dir,
-		const char *vm, size_t cap, bool use_syslog)
+		const char *name, const char *vm, size_t cap, bool use_syslog)
 {
 	memset(s, 0, sizeof *s);
 	s->loop = loop;
@@ -35,9 +35,9 @@ int serial_open(struct serial *s, struct loop *loop, int fd, const char *dir,
 	s->syslog = use_syslog;
 	s->log_fd = -1;
 	s->src = (struct loop_source){ fd, serial_ready, s };
-	if (asprintf(&s->path, "%s/serial.log", dir) < 0)
+	if (asprintf(&s->path, "%s/%s", dir, name) < 0)
 		goto fail;
-	if (asprintf(&s->path_old, "%s/serial.log.1", dir) < 0)
+	if (asprintf(&s->path_old, "%s/%s.1", dir, name) < 0)
 		goto fail_path;
 	if (serial_open_log(s) < 0)
 		goto fail_old;
@@ -56,7 +56,7 @@ fail:
 	return -1;
 }
 
-/* One generation is kept: serial.log becomes serial.log.1. */
+/* One generation is kept: NAME becomes NAME.1. */
 static void serial_rotate(struct serial *s)
 {
 	close(s->log_fd);
@@ -159,7 +159,7 @@ static void serial_ready(struct loop_source *src, uint32_t events)
 	struct serial *s = src->arg;
 
 	if (serial_drain(s, SERIAL_READ_BUDGET) < 0) {
-		/* QEMU is gone; its exit arrives through the pidfd. */
+		/* The writer is gone; its exit arrives through the pidfd. */
 		loop_del(s->loop, &s->src);
 		close(s->src.fd);
 		s->src.fd = -1;
@@ -169,7 +169,7 @@ static void serial_ready(struct loop_source *src, uint32_t events)
 void serial_close(struct serial *s)
 {
 	if (s->src.fd >= 0) {
-		/* What QEMU wrote before it went, within reason. */
+		/* What the writer wrote before it went, within reason. */
 		serial_drain(s, s->cap);
 		loop_del(s->loop, &s->src);
 		close(s->src.fd);

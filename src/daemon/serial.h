@@ -1,7 +1,12 @@
 /* The serial console log of one VM: STATE/vms/NAME/serial.log, capped,
  * with one older generation in serial.log.1, and one syslog line per
  * guest line when /dev/log exists.  The daemon only ever reads the
- * serial socket: the port is write-only for the guest. */
+ * serial socket: the port is write-only for the guest.
+ *
+ * The same capped writer, without syslog, keeps QEMU's and virtiofsd's
+ * stdout and stderr (qemu.log, virtiofsd.log): they write to a pipe the
+ * daemon reads, since a guest that took over either could write to them
+ * without end. */
 #ifndef VMHOSTD_SERIAL_H
 #define VMHOSTD_SERIAL_H
 
@@ -39,9 +44,10 @@ struct serial {
 	void *tap_arg;
 };
 
-/* Open dir/serial.log for appending and watch fd (taking it). */
+/* Open dir/name (rotated to dir/name.1) for appending and watch fd
+ * (taking it; -1: none) for bytes to log.  vm names the VM in syslog. */
 int serial_open(struct serial *s, struct loop *loop, int fd, const char *dir,
-		const char *vm, size_t cap, bool use_syslog);
+		const char *name, const char *vm, size_t cap, bool use_syslog);
 /* Append bytes as if the guest sent them (tests, daemon markers). */
 void serial_feed(struct serial *s, const char *data, size_t n);
 /* Read what is left, then close everything. */

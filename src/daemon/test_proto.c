@@ -1,6 +1,8 @@
 /* Unit tests of the control protocol's parsing (control_parse,
- * proto_parse) and of the serial log's cap and syslog rate. */
+ * proto_parse) and of the serial log's cap and syslog rate, and of the
+ * same capped writer fed from a pipe (qemu.log). */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -120,7 +124,7 @@ static void test_serial_cap(void **state)
 
 	assert_non_null(mkdtemp(dir));
 	memset(chunk, 'A', sizeof chunk);
-	assert_int_equal(serial_open(&s, NULL, -1, dir, "vm", 1000, false), 0);
+	assert_int_equal(serial_open(&s, NULL, -1, dir, "serial.log", "vm", 1000, false), 0);
 	for (int i = 0; i < 100; i++) {
 		serial_feed(&s, chunk, sizeof chunk);
 		assert_true(size_of(dir, "serial.log") <= 1000);
@@ -152,7 +156,7 @@ static void test_serial_syslog_rate(void **state)
 	saved = dup(STDERR_FILENO);
 	dup2(fd, STDERR_FILENO);
 	openlog("test-proto", LOG_PERROR, LOG_USER);
-	assert_int_equal(serial_open(&s, NULL, -1, dir, "vm", 1 << 20, true), 0);
+	assert_int_equal(serial_open(&s, NULL, -1, dir, "serial.log", "vm", 1 << 20, true), 0);
 	for (int i = 0; i < 1000; i++)
 		serial_feed(&s, "y\n", 2);
 	serial_close(&s);
@@ -173,6 +177,55 @@ static void test_serial_syslog_rate(void **state)
 	rmdir(dir);
 }
 
+/* A helper's stderr as vmstate.c plumbs it: a non-blocking pipe drained
+ * on each wake-up at most SERIAL_READ_BUDGET bytes at a time (so a
+ * flooding QEMU cannot starve the loop) into a capped qemu.log. */
+static void test_pipe_log(void **state)
+{
+	char dir[] = "/tmp/test-qemulog-XXXXXX", path[64], chunk[4096], tail[11];
+	struct serial s;
+	struct loop l;
+	int p[2], left, fd;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(loop_init(&l), 0);
+	assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_true(fcntl(p[0], F_SETPIPE_SZ, 4 * SERIAL_READ_BUDGET) >= 0);
+	assert_int_equal(serial_open(&s, &l, p[0], dir, "qemu.log", "vm",
+				     10000, false), 0);
+	memset(chunk, 'Q', sizeof chunk);
+	for (int i = 0; i < 2 * SERIAL_READ_BUDGET / (int)sizeof chunk; i++)
+		assert_int_equal(write(p[1], chunk, sizeof chunk), sizeof chunk);
+	/* One wake-up takes one budget and leaves the rest for the next. */
+	s.src.ready(&s.src, EPOLLIN);
+	assert_int_equal(ioctl(p[0], FIONREAD, &left), 0);
+	assert_int_equal(left, SERIAL_READ_BUDGET);
+	assert_true(size_of(dir, "qemu.log") <= 10000);
+	assert_true(size_of(dir, "qemu.log.1") <= 10000);
+	assert_int_equal(write(p[1], "last words\n", 11), 11);
+	close(p[1]);
+	s.src.ready(&s.src, EPOLLIN);
+	assert_int_equal(ioctl(p[0], FIONREAD, &left), 0);
+	assert_int_equal(left, 11);
+	/* The writer is gone: what is left is read at close, up to EOF. */
+	serial_close(&s);
+	assert_int_equal(fcntl(p[0], F_GETFD), -1);
+	assert_true(size_of(dir, "qemu.log") <= 10000);
+	assert_true(size_of(dir, "qemu.log.1") <= 10000);
+	snprintf(path, sizeof path, "%s/qemu.log", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, tail, sizeof tail,
+			       size_of(dir, "qemu.log") - 11), 11);
+	assert_memory_equal(tail, "last words\n", 11);
+	close(fd);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/qemu.log.1", dir);
+	unlink(path);
+	rmdir(dir);
+	loop_fini(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -181,6 +234,7 @@ int main(void)
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_serial_cap),
 		cmocka_unit_test(test_serial_syslog_rate),
+		cmocka_unit_test(test_pipe_log),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

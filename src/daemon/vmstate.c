@@ -177,6 +177,13 @@ static void vm_timer_close(struct vm *vm)
 
 static void vm_clients_check(struct daemon *d);
 
+static void vm_log_close(struct serial *log, bool *open)
+{
+	if (*open)
+		serial_close(log);
+	*open = false;
+}
+
 static void vm_finish(struct vm *vm)
 {
 	char *msg = NULL;
@@ -189,6 +196,8 @@ static void vm_finish(struct vm *vm)
 	if (vm->serial_open)
 		serial_close(&vm->serial);
 	vm->serial_open = false;
+	vm_log_close(&vm->qemu_log, &vm->qemu_log_open);
+	vm_log_close(&vm->fsd_log, &vm->fsd_log_open);
 	if (vm->console_open)
 		console_close(&vm->console);
 	vm->console_open = false;
@@ -300,6 +309,8 @@ static void vm_qemu_exited(struct vm *vm, const siginfo_t *si)
 		snprintf(how, sizeof how, "QEMU killed by signal %d",
 			 si->si_status);
 	daemon_log("vm %s: %s", vm->name, how);
+	/* All it wrote is in the pipe now: into qemu.log, for its last words. */
+	vm_log_close(&vm->qemu_log, &vm->qemu_log_open);
 	if (vm->tearing_down) {
 		vm_teardown_step(vm);
 		return;
@@ -746,17 +757,34 @@ static void vm_close_fds(int *fds, size_t n)
 			close(fds[i]);
 }
 
-static int vm_open_log(struct vm *vm, const char *name)
+/* A child's stdout and stderr: a pipe the loop drains into STATE/vms/
+ * NAME/name, capped like the serial log, as a guest that took over QEMU
+ * or virtiofsd could write there without end.  Returns the write end
+ * (close-on-exec, blocking: a child outrunning the daemon waits rather
+ * than loses lines); -1 (the child gets /dev/null) if it cannot be made,
+ * which does not stop the VM, as the log is only for diagnosis. */
+static int vm_log_pipe(struct vm *vm, struct serial *log, bool *open,
+		       const char *name)
 {
-	char *path;
-	int fd;
+	int p[2], fl;
 
-	if (asprintf(&path, "%s/%s", vm->dir, name) < 0)
-		return -1;
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-		  0640);
-	free(path);
-	return fd;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		goto fail;
+	fl = fcntl(p[0], F_GETFL);
+	if (fl < 0 || fcntl(p[0], F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    serial_open(log, &vm->d->loop, p[0], vm->dir, name, vm->name,
+			SERIAL_LOG_CAP, false) < 0) {
+		close(p[0]);
+		close(p[1]);
+		goto fail;
+	}
+	*open = true;
+	return p[1];
+
+fail:
+	daemon_log("vm %s: %s/%s: %s; output goes to /dev/null", vm->name,
+		   vm->dir, name, strerror(errno));
+	return -1;
 }
 
 /* Pin share i for virtiofsd (virtiofsd.h): its checked directory as an
@@ -813,7 +841,8 @@ static int vm_spawn_fsds(struct vm *vm, int *qemu_fds, char *err, size_t len)
 		return -1;
 	for (i = 0; i < cfg->share_count; i++)
 		vm->fsd[i].src.fd = -1;
-	log_fd = vm_open_log(vm, "virtiofsd.log");
+	log_fd = vm_log_pipe(vm, &vm->fsd_log, &vm->fsd_log_open,
+			     "virtiofsd.log");
 	for (i = 0; i < cfg->share_count; i++) {
 		snprintf(vm->fsd[i].label, sizeof vm->fsd[i].label,
 			 "virtiofsd for share %s", cfg->shares[i].tag);
@@ -920,7 +949,7 @@ static int vm_spawn_qemu(struct vm *vm, const int *child, const int *disk_fds,
 			 strerror(errno));
 		goto out;
 	}
-	log_fd = vm_open_log(vm, "qemu.log");
+	log_fd = vm_log_pipe(vm, &vm->qemu_log, &vm->qemu_log_open, "qemu.log");
 	so.path = argv[0];
 	so.argv = argv;
 	so.keep_fds = keep;
@@ -964,8 +993,8 @@ static int vm_watch_ends(struct vm *vm, const int *ours, char *err, size_t len)
 		close(ours[2]);
 		goto fail_errno;
 	}
-	if (serial_open(&vm->serial, l, ours[1], vm->dir, vm->name,
-			SERIAL_LOG_CAP, vm->d->use_syslog) < 0) {
+	if (serial_open(&vm->serial, l, ours[1], vm->dir, "serial.log",
+			vm->name, SERIAL_LOG_CAP, vm->d->use_syslog) < 0) {
 		close(ours[1]);
 		close(ours[2]);
 		snprintf(err, len, "start failed: %s/serial.log: %s", vm->dir,

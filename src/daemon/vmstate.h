@@ -79,6 +79,12 @@ struct vm {
 	int qmp_step;
 	struct serial serial;
 	bool serial_open;
+	/* QEMU's and the virtiofsds' stdout and stderr, through pipes into
+	 * capped logs (serial.h): qemu.log, virtiofsd.log. */
+	struct serial qemu_log;
+	bool qemu_log_open;
+	struct serial fsd_log;
+	bool fsd_log_open;
 	struct console console;
 	bool console_open;
 	struct loop_source timer;

@@ -98,6 +98,9 @@ static void qemu_uplink_mac(const char *name, char *buf)
 	linkaddr_format_mac(mac, buf);
 }
 
+/* Appended to the guest's command line under TCG only. */
+#define QEMU_TCG_CMDLINE "no_timer_check"
+
 static int qemu_args_machine(struct qemu_argv *a, const struct vmm_launch *l)
 {
 	const struct vm_config *c = l->cfg;
@@ -134,7 +137,11 @@ static int qemu_args_machine(struct qemu_argv *a, const struct vmm_launch *l)
 	    qemu_arg(a, "memory-backend-memfd,id=mem,size=%lluM,share=on", mib) ||
 	    qemu_arg(a, "-smp") || qemu_arg(a, "%u", c->cpus) ||
 	    qemu_arg(a, "-kernel") || qemu_arg(a, "/proc/self/fd/%d", l->kernel_fd) ||
-	    qemu_arg(a, "-append") || qemu_arg(a, "%s", c->cmdline) ||
+	    /* Under TCG on a busy host the vCPU can miss the ticks the
+	     * kernel's IO-APIC timer check counts, and the guest panics
+	     * ("IO-APIC + timer doesn't work!"); the timer is fine. */
+	    qemu_arg(a, "-append") ||
+	    qemu_arg(a, "%s%s", c->cmdline, kvm ? "" : " " QEMU_TCG_CMDLINE) ||
 	    qemu_arg(a, "-sandbox") ||
 	    qemu_arg(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
 		     "resourcecontrol=deny"))
