@@ -11,11 +11,8 @@ from helpers.daemon import READY, VM, Daemon
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, vm_bin, vmhostd_bin):
-    d = Daemon(tmp_path_factory.mktemp("cli")).start()
-    try:
+    with Daemon.serving(tmp_path_factory.mktemp("cli")) as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,8 @@ from helpers.daemon import READY, VMHOSTD, Daemon, descendants, wait_until
 def daemon(tmp_path_factory, vm_bin, vmhostd_bin):
     assert (Daemon.__init__ and (vmhostd_bin.parent / "guest" / "vmlinux").exists()), \
         "build/guest/vmlinux missing: run make guest"
-    d = Daemon(tmp_path_factory.mktemp("daemon")).start()
-    try:
+    with Daemon.serving(tmp_path_factory.mktemp("daemon")) as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,14 @@
 """The README's first command: the demo tree boots under vmhostd, a shell
 answers on appvm's console, and appvm reaches a service on the host's
 loopback through netvm (issue 5's done-when)."""
-import functools
-import http.server
 import os
 import signal
 import subprocess
 import tempfile
-import threading
 
 import pytest
 
+from helpers.web import loopback_server
 from helpers.daemon import BUILD, READY, Console, descendants, wait_until
 
 DEMO = BUILD / "demo" / "svc" / "data"
@@ -40,13 +38,8 @@ def demo(tmp_path):
 
 @pytest.fixture
 def web(tmp_path):
-    (tmp_path / "hello.txt").write_text("hello from the host's loopback\n")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
-                                directory=str(tmp_path))
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv.server_address[1]
-    srv.shutdown()
+    with loopback_server(tmp_path, {"hello.txt": "hello from the host's loopback\n"}) as port:
+        yield port
 
 
 def test_demo_boots_and_reaches_the_host(demo, web):

@@ -231,11 +231,8 @@ def test_1tb_sparse_image_accepted_not_read(vm_bin, root):
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, vm_bin, vmhostd_bin):
-    d = Daemon(tmp_path_factory.mktemp("hostile")).start()
-    try:
+    with Daemon.serving(tmp_path_factory.mktemp("hostile")) as d:
         yield d
-    finally:
-        d.stop()
 
 
 def fifo_kernel(root):

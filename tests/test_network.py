@@ -7,18 +7,16 @@ client of netvm and the provider of chain, multi has two providers.  The
 host's `ip -o link` is compared before the first VM starts and after the
 VMs stop, after a kill -9 of a QEMU and after a kill -9 of the daemon."""
 import concurrent.futures
-import functools
-import http.server
 import json
 import os
 import re
 import signal
 import struct
 import subprocess
-import threading
 
 import pytest
 
+from helpers.web import loopback_server
 from helpers.daemon import GUEST, READY, VMHOSTD, Daemon, wait_until
 
 PREFIX = f"vt{os.getpid() % 0xfff:03x}-"
@@ -111,14 +109,9 @@ def d(tmp_path_factory, vm_bin, vmhostd_bin, guest_dir):
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
     """An HTTP server on the host's loopback only."""
-    root = tmp_path_factory.mktemp("www")
-    (root / "hello.txt").write_text("hello through the uplink\n")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
-                                directory=str(root))
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv.server_address[1]
-    srv.shutdown()
+    with loopback_server(tmp_path_factory.mktemp("www"),
+                         {"hello.txt": "hello through the uplink\n"}) as port:
+        yield port
 
 
 def info(d, name):

@@ -20,12 +20,9 @@ CAP = 64 * 1024  # CONTROL_REQUEST_MAX: a request line, newline included
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, vm_bin, vmhostd_bin):
-    d = Daemon(tmp_path_factory.mktemp("protocol")).start()
-    d.root.vm("app")  # fake kernel: never started here
-    try:
+    with Daemon.serving(tmp_path_factory.mktemp("protocol")) as d:
+        d.root.vm("app")  # fake kernel: never started here
         yield d
-    finally:
-        d.stop()
 
 
 def connect(d):

@@ -77,13 +77,10 @@ def test_check_bad_trees(vm_bin, root):
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, vm_bin, vmhostd_bin):
-    d = Daemon(tmp_path_factory.mktemp("valgrind")).start()
-    d.root.vm("fake")                      # valid, never booted here
-    d.root.vm("broken", disks=(), cpus="x")
-    try:
+    with Daemon.serving(tmp_path_factory.mktemp("valgrind")) as d:
+        d.root.vm("fake")                      # valid, never booted here
+        d.root.vm("broken", disks=(), cpus="x")
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.mark.parametrize("args,code,text", [

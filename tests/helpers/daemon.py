@@ -7,6 +7,7 @@ CLI pointed at it, raw protocol access, and a leak check on the way out.
     with d.console("app") as con: con.run("echo hi")
     d.stop()                               # SIGTERM, then assert no leaks
 """
+import contextlib
 import json
 import os
 import pathlib
@@ -138,6 +139,17 @@ class Daemon:
     @property
     def control(self):
         return self.state / "control"
+
+    @classmethod
+    @contextlib.contextmanager
+    def serving(cls, tmp, **kw):
+        """A started daemon for a with-block (or a fixture), stopped and
+        leak-checked on the way out."""
+        d = cls(tmp, **kw).start()
+        try:
+            yield d
+        finally:
+            d.stop()
 
     def start(self):
         self.proc = subprocess.Popen(
