@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,4 +176,48 @@ int client_call(const char *verb, const char *state_dir, json_t *req,
 	else
 		json_decref(rep);
 	return CLI_EXIT_OK;
+}
+
+int client_show(int argc, char **argv, const char *op, bool named,
+		const char *key, void (*print_text)(json_t *value))
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ 0 },
+	};
+	const char *state_dir = NULL;
+	json_t *req, *reply = NULL, *value;
+	bool as_json = false;
+	int opt, r;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': as_json = true; break;
+		case 's': state_dir = optarg; break;
+		default: goto usage;
+		}
+	}
+	if (optind != argc - (named ? 1 : 0))
+		goto usage;
+	req = named ? json_pack("{s:s,s:s}", "op", op, "name", argv[optind]) :
+		      json_pack("{s:s}", "op", op);
+	r = client_call(op, client_state_dir(state_dir), req, &reply, NULL);
+	json_decref(req);
+	if (r)
+		return r;
+	value = json_object_get(reply, key);
+	if (as_json) {
+		json_dumpf(value, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else {
+		print_text(value);
+	}
+	json_decref(reply);
+	return CLI_EXIT_OK;
+
+usage:
+	cli_print_usage(stderr, op);
+	return CLI_EXIT_USAGE;
 }

@@ -37,6 +37,12 @@ int client_call(const char *verb, const char *state_dir, json_t *req,
  * peer is EPIPE, not death. */
 int client_write_all(int fd, const void *p, size_t n);
 
+/* The read-only verbs (list, info): [--json] [--state-dir DIR] and NAME
+ * when named; asks the daemon for op, then prints reply[key] as JSON or
+ * with print_text.  Returns the exit code. */
+int client_show(int argc, char **argv, const char *op, bool named,
+		const char *key, void (*print_text)(json_t *value));
+
 /* Print the daemon's error reply, with the loader's diagnostics. */
 void client_print_error(const char *verb, const json_t *reply);
 

@@ -1,5 +1,4 @@
 /* vm info NAME [--json]: configuration, state, process, devices. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -101,42 +100,5 @@ static void info_print(json_t *vm)
 
 int cmd_info(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "state-dir", required_argument, NULL, 's' },
-		{ 0 },
-	};
-	const char *state_dir = NULL;
-	json_t *req, *reply = NULL, *vm;
-	bool as_json = false;
-	int opt, r;
-
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'j': as_json = true; break;
-		case 's': state_dir = optarg; break;
-		default: goto usage;
-		}
-	}
-	if (optind != argc - 1)
-		goto usage;
-	req = json_pack("{s:s,s:s}", "op", "info", "name", argv[optind]);
-	r = client_call("info", client_state_dir(state_dir), req, &reply, NULL);
-	json_decref(req);
-	if (r)
-		return r;
-	vm = json_object_get(reply, "vm");
-	if (as_json) {
-		json_dumpf(vm, stdout, JSON_INDENT(2));
-		putchar('\n');
-	} else {
-		info_print(vm);
-	}
-	json_decref(reply);
-	return CLI_EXIT_OK;
-
-usage:
-	cli_print_usage(stderr, "info");
-	return CLI_EXIT_USAGE;
+	return client_show(argc, argv, "info", true, "vm", info_print);
 }

@@ -1,5 +1,4 @@
 /* vm list [--json]: every VM directory in the config root, with its state. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -70,42 +69,5 @@ static void list_table(json_t *vms)
 
 int cmd_list(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "state-dir", required_argument, NULL, 's' },
-		{ 0 },
-	};
-	const char *state_dir = NULL;
-	json_t *req, *reply = NULL, *vms;
-	bool as_json = false;
-	int opt, r;
-
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'j': as_json = true; break;
-		case 's': state_dir = optarg; break;
-		default: goto usage;
-		}
-	}
-	if (optind != argc)
-		goto usage;
-	req = json_pack("{s:s}", "op", "list");
-	r = client_call("list", client_state_dir(state_dir), req, &reply, NULL);
-	json_decref(req);
-	if (r)
-		return r;
-	vms = json_object_get(reply, "vms");
-	if (as_json) {
-		json_dumpf(vms, stdout, JSON_INDENT(2));
-		putchar('\n');
-	} else {
-		list_table(vms);
-	}
-	json_decref(reply);
-	return CLI_EXIT_OK;
-
-usage:
-	cli_print_usage(stderr, "list");
-	return CLI_EXIT_USAGE;
+	return client_show(argc, argv, "list", false, "vms", list_table);
 }
