@@ -36,6 +36,16 @@ int privdrop_for_slot(uid_t base, unsigned int slot, bool kvm,
 	return 0;
 }
 
+int privdrop_bounding(uint64_t keep)
+{
+	/* EINVAL: past the last capability this kernel knows. */
+	for (int cap = 0; cap < 64; cap++)
+		if (!(keep & (uint64_t)1 << cap) &&
+		    prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			return -1;
+	return 0;
+}
+
 int privdrop_apply(const struct privdrop *p)
 {
 	uid_t r, e, s;
@@ -46,10 +56,9 @@ int privdrop_apply(const struct privdrop *p)
 		return -1;
 	}
 	/* Empty the bounding set too, while we still may (CAP_SETPCAP): with
-	 * no_new_privs it is belt and braces.  EINVAL past the last cap. */
-	for (int cap = 0; cap < 64; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-			return -1;
+	 * no_new_privs it is belt and braces. */
+	if (privdrop_bounding(0) < 0)
+		return -1;
 	/* Groups first: after setresuid we could no longer change them. */
 	if (setgroups(p->has_extra ? 1 : 0, &p->extra_gid) < 0 ||
 	    setresgid(p->gid, p->gid, p->gid) < 0 ||

@@ -10,6 +10,7 @@
 #define VMHOST_PRIVDROP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct privdrop {
@@ -24,6 +25,11 @@ struct privdrop {
  * base + slot leaves the uid range, or stat's errno for /dev/kvm. */
 int privdrop_for_slot(uid_t base, unsigned int slot, bool kvm,
 		      struct privdrop *out);
+
+/* Drop from the capability bounding set every capability whose bit
+ * (1 << CAP_X) is not in keep; needs CAP_SETPCAP.  Async-signal-safe.
+ * -1 with errno. */
+int privdrop_bounding(uint64_t keep);
 
 /* Become p for good: setgroups, setresgid, setresuid, then no_new_privs.
  * Only async-signal-safe calls: runs in a forked child.  -1 with errno;

@@ -3,7 +3,8 @@
  *   STATE/lock           flock()ed by the running daemon; holds its pid
  *   STATE/control        the control socket
  *   STATE/vmhostd.log    the daemon's own log when not in the foreground
- *   STATE/vms/NAME/      serial.log, serial.log.1, qemu.log, fs-TAG.sock,
+ *   STATE/vms/NAME/      serial.log, qemu.log, virtiofsd.log (each capped,
+ *                        with an older .1: serial.h), fs-TAG.sock,
  *                        fs-TAG/ (empty: virtiofsd's mount point),
  *                        pids while it runs (recover.h)
  */

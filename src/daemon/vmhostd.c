@@ -16,6 +16,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/links.h"
+#include "daemon/privileges.h"
 #include "daemon/recover.h"
 #include "daemon/request.h"
 #include "daemon/statedir.h"
@@ -105,6 +106,23 @@ static int daemon_uid_base(struct daemon *d, const char *arg)
 	}
 	if (geteuid() == 0)
 		d->uid_base = (uid_t)v;
+	return 0;
+}
+
+/* Set up: keep only the capabilities VMs need from now on. */
+static int daemon_privileges(void)
+{
+	uint64_t permitted, bounding;
+	char names[512];
+
+	if (privileges_reduce(&permitted, &bounding) < 0) {
+		daemon_log("dropping capabilities: %s", strerror(errno));
+		return -1;
+	}
+	privileges_names(permitted, names, sizeof names);
+	daemon_log("capabilities kept: %s", names);
+	privileges_names(bounding & ~permitted, names, sizeof names);
+	daemon_log("bounding set: those and, for virtiofsd only, %s", names);
 	return 0;
 }
 
@@ -250,6 +268,8 @@ int main(int argc, char **argv)
 		daemon_log("not root: QEMU runs as the daemon's own user");
 	/* Before any request is served: a VM must never run twice. */
 	recover_orphans(&d);
+	if (geteuid() == 0 && daemon_privileges() < 0)
+		goto out_control;
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "1", 1) != 1)
 			goto out_control;

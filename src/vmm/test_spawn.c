@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -238,6 +239,40 @@ static void test_privdrop(void **state)
 	assert_int_equal(errno, EOVERFLOW);
 }
 
+/* As root: a bounding set reduced to a chosen few (vmhostd's own drop,
+ * daemon/privileges.c), in a forked child so the test keeps its own. */
+static void test_privdrop_bounding(void **state)
+{
+	uint64_t keep = (uint64_t)1 << 5 | (uint64_t)1 << 12; /* kill, net_admin */
+	int status;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		skip();
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* What we had: a container may lack some already. */
+		for (int cap = 0; cap < 64; cap++)
+			if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 1)
+				keep &= ~((uint64_t)1 << cap);
+		if (privdrop_bounding(keep) < 0)
+			_exit(1);
+		for (int cap = 0; cap < 64; cap++) {
+			int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+
+			if (r < 0)
+				break;
+			if (r != !!(keep & (uint64_t)1 << cap))
+				_exit(2);
+		}
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_sealcopy(void **state)
 {
 	char path[] = "/tmp/test-sealcopy-XXXXXX", buf[64], link[64];
@@ -283,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_virtiofsd_argv),
 		cmocka_unit_test(test_virtiofsd_pin),
 		cmocka_unit_test(test_privdrop),
+		cmocka_unit_test(test_privdrop_bounding),
 		cmocka_unit_test(test_sealcopy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,10 @@
  * command on the virtio-console shell, lists QEMU's fds on stderr, then
  * powers the guest down (ACPI) and waits, killing after a timeout.  Exit 0
  * only when every step worked and QEMU exited by itself.
+ *
+ * Run as root, it drops QEMU's privileges as vmhostd does (privdrop.h):
+ * QEMU runs as uid and gid 1965535 with no capabilities, and boots a
+ * sealed copy of the kernel (sealcopy.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +31,8 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "common/privdrop.h"
+#include "common/sealcopy.h"
 #include "common/spawn.h"
 #include "config/vmconfig.h"
 #include "vmm/qmp.h"
@@ -34,6 +40,12 @@
 #include "vmm/vmm.h"
 
 #define TRY_LINE_MAX 4096
+/* The last uid of vmhostd's default range (vmuid.h, 1900000 + 65535): a
+ * daemon takes the lowest free slot and skips uids in use, so it reaches
+ * this one only with 65535 VMs running. */
+#define TRY_UID_BASE 1900000u
+#define TRY_UID_SLOT 65535u
+#define TRY_KERNEL_MAX ((off_t)1 << 30)
 
 struct try_opts {
 	const char *config_root, *data_root, *accel, *until, *name;
@@ -201,8 +213,12 @@ static int try_load(const struct try_opts *o, struct try_vm *vm)
 static int try_open_files(struct try_vm *vm)
 {
 	const struct vm_config *c = vm->cfg;
+	int fd = open(c->kernel, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
-	vm->kernel_fd = open(c->kernel, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* QEMU reopens it as its own uid: a copy any uid can read. */
+	vm->kernel_fd = fd < 0 ? -1 : sealcopy(fd, "vmlinux", TRY_KERNEL_MAX);
+	if (fd >= 0)
+		close(fd);
 	if (vm->kernel_fd < 0) {
 		fprintf(stderr, "vmm-try: %s: %s\n", c->kernel, strerror(errno));
 		return -1;
@@ -273,6 +289,8 @@ static int try_start_virtiofsd(struct try_vm *vm)
 static int try_start_qemu(const struct try_opts *o, struct try_vm *vm)
 {
 	struct vmm_launch l = { .cfg = vm->cfg };
+	bool dropping = geteuid() == 0;
+	struct privdrop drop;
 	const char *why;
 	char **argv = NULL;
 	int *fds = NULL;
@@ -284,6 +302,11 @@ static int try_start_qemu(const struct try_opts *o, struct try_vm *vm)
 		return -1;
 	}
 	fprintf(stderr, "vmm-try: accel %s (%s)\n", vmm_accel_name(l.accel), why);
+	if (dropping && privdrop_for_slot(TRY_UID_BASE, TRY_UID_SLOT,
+					  l.accel == VMM_ACCEL_KVM, &drop) < 0) {
+		perror("vmm-try: uid for qemu");
+		return -1;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, vm->qmp) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, vm->serial) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, vm->console) < 0)
@@ -306,12 +329,16 @@ static int try_start_qemu(const struct try_opts *o, struct try_vm *vm)
 		goto out;
 	struct spawn_opts so = { .path = argv[0], .argv = argv,
 				 .keep_fds = fds, .keep_count = nfds,
-				 .log_fd = STDERR_FILENO };
+				 .log_fd = STDERR_FILENO,
+				 .drop = dropping ? &drop : NULL };
 	if (spawn(&so, &vm->qemu_pid, &vm->qemu_pidfd) < 0) {
 		perror("vmm-try: spawn qemu");
 		goto out;
 	}
 	fprintf(stderr, "vmm-try: qemu pid %d\n", vm->qemu_pid);
+	if (dropping)
+		fprintf(stderr, "vmm-try: qemu runs as uid and gid %u\n",
+			(unsigned int)drop.uid);
 	/* QEMU has its ends now. */
 	try_close(&vm->qmp[1]);
 	try_close(&vm->serial[1]);
