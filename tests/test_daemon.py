@@ -112,6 +112,9 @@ def test_guest_poweroff_is_noticed(daemon, home):
     assert daemon.vm("start", "pow").returncode == 0
     daemon.wait_serial("pow", READY)
     with daemon.console("pow") as con:
+        # The shell answers first: this test is about the power-off, not
+        # about input typed the instant the ready line appears.
+        assert con.run("echo $((2*21))") == "42"
         con.sock.sendall(b"poweroff -f\n")
     rec = daemon.wait_state("pow", ("stopped", "failed"), 60)
     assert rec["state"] == "stopped" and rec["reason"] == "guest powered off"
