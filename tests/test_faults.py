@@ -46,11 +46,8 @@ def no_record(d, name):
 
 @pytest.fixture
 def daemon(tmp_path, vmhostd_bin, guest_dir):
-    d = Daemon(tmp_path).start()
-    try:
+    with Daemon.serving(tmp_path) as d:
         yield d
-    finally:
-        d.stop()
 
 
 def test_helper_kill9(daemon):

@@ -16,11 +16,8 @@ CAP = 1024 * 1024          # SERIAL_LOG_CAP
 
 @pytest.fixture
 def daemon(tmp_path, vmhostd_bin, guest_dir):
-    d = Daemon(tmp_path).start()
-    try:
+    with Daemon.serving(tmp_path) as d:
         yield d
-    finally:
-        d.stop()
 
 
 def sigterm_qemu(d, name):
