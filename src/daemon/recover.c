@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/atomicfile.h"
+
 #define RECOVER_FILE "pids"
 #define RECOVER_RECORD_MAX 65536 /* a VM with hundreds of shares */
 #define RECOVER_TERM_MS 10000
@@ -83,56 +85,35 @@ static int recover_line(FILE *f, const char *what, pid_t pid)
 	return fprintf(f, "%s %d %llu\n", what, (int)pid, start) < 0 ? -1 : 0;
 }
 
-int recover_record(struct vm *vm)
+static int recover_write(FILE *f, void *arg)
 {
-	char boot[64], *tmp = NULL, *path = NULL;
-	FILE *f = NULL;
-	int fd, saved, bad;
+	struct vm *vm = arg;
+	char boot[64];
 	size_t i;
 
-	if (recover_boot_id(boot, sizeof boot) < 0)
+	if (recover_boot_id(boot, sizeof boot) < 0 ||
+	    fprintf(f, "boot %s\n", boot) < 0 ||
+	    recover_line(f, "qemu", vm->qemu.pid) < 0)
 		return -1;
-	if (asprintf(&tmp, "%s/%s.tmp", vm->dir, RECOVER_FILE) < 0) {
-		tmp = NULL;
-		goto fail;
-	}
-	if (asprintf(&path, "%s/%s", vm->dir, RECOVER_FILE) < 0) {
-		path = NULL;
-		goto fail;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		  0600);
-	if (fd < 0)
-		goto fail;
-	f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		goto fail_unlink;
-	}
-	bad = fprintf(f, "boot %s\n", boot) < 0 ||
-	      recover_line(f, "qemu", vm->qemu.pid) < 0;
-	for (i = 0; i < vm->fsd_count && !bad; i++)
-		bad = vm->fsd[i].pid &&
-		      recover_line(f, "virtiofsd", vm->fsd[i].pid) < 0;
-	/* A full disk shows here, when the buffer is written.  No fsync:
-	 * the processes named do not survive a reboot either. */
-	bad |= fclose(f) != 0;
-	if (bad || rename(tmp, path) < 0)
-		goto fail_unlink;
-	free(tmp);
-	free(path);
+	for (i = 0; i < vm->fsd_count; i++)
+		if (vm->fsd[i].pid && recover_line(f, "virtiofsd", vm->fsd[i].pid) < 0)
+			return -1;
 	return 0;
+}
 
-fail_unlink:
+int recover_record(struct vm *vm)
+{
+	char *path;
+	int r, saved;
+
+	if (asprintf(&path, "%s/%s", vm->dir, RECOVER_FILE) < 0)
+		return -1;
+	/* Not durable: the processes named do not survive a reboot either. */
+	r = atomicfile_write(path, false, recover_write, vm);
 	saved = errno;
-	unlink(tmp);
-	errno = saved;
-fail:
-	saved = errno;
-	free(tmp);
 	free(path);
 	errno = saved;
-	return -1;
+	return r;
 }
 
 void recover_forget(struct vm *vm)

@@ -2,13 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/atomicfile.h"
 #include "common/linkaddr.h"
 
 #define ADDRTABLE_NAME_MAX 64
@@ -326,15 +326,10 @@ fail:
 	return -1;
 }
 
-static int addrtable_write(const struct addrtable *t, int fd)
+static int addrtable_write(FILE *f, void *arg)
 {
-	FILE *f = fdopen(fd, "w");
-	int saved;
+	const struct addrtable *t = arg;
 
-	if (!f) {
-		close(fd);
-		return -1;
-	}
 	fputs("# vmhost link ids: ID CLIENT PROVIDER (docs/networking.md)\n", f);
 	for (uint32_t id = 1; id < ADDRTABLE_IDS - 1; id++) {
 		const struct addrtable_link *l;
@@ -344,62 +339,13 @@ static int addrtable_write(const struct addrtable *t, int fd)
 		l = &t->links[t->by_id[id] - 1];
 		fprintf(f, "%04x %s %s\n", l->id, l->client, l->provider);
 	}
-	if (fflush(f) == EOF || fsync(fileno(f)) == -1)
-		goto fail;
-	return fclose(f) == EOF ? -1 : 0;
-fail:
-	saved = errno;
-	fclose(f);
-	errno = saved;
-	return -1;
-}
-
-/* Make a rename in path's directory durable. */
-static int addrtable_sync_dir(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, ret, saved;
-
-	if (!copy)
-		return -1;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
-	if (fd == -1)
-		return -1;
-	ret = fsync(fd);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return ret;
+	return ferror(f) ? -1 : 0;
 }
 
 int addrtable_save(const struct addrtable *t)
 {
-	char *tmp;
-	int fd, saved;
-
-	if (asprintf(&tmp, "%s.tmp", t->path) == -1)
-		return -1;
-	/* A temp file left by a crash is simply overwritten. */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		  0600);
-	if (fd == -1)
-		goto fail;
-	if (addrtable_write(t, fd) == -1)
-		goto fail_unlink;
-	if (rename(tmp, t->path) == -1)
-		goto fail_unlink;
-	free(tmp);
-	return addrtable_sync_dir(t->path);
-fail_unlink:
-	saved = errno;
-	unlink(tmp);
-	errno = saved;
-fail:
-	saved = errno;
-	free(tmp);
-	errno = saved;
-	return -1;
+	/* Durable: a link's address must not change after a power loss. */
+	return atomicfile_write(t->path, true, addrtable_write, (void *)t);
 }
 
 int addrtable_lookup(const struct addrtable *t, const char *client,
