@@ -40,10 +40,24 @@ static void client_free(struct client *c)
 
 /* Ask the loop to free c: it reports a hang-up for a socket shut down in
  * both directions.  Safe from any callback, unlike client_free. */
+/* A viewer that types and hangs up at once: a send to it can fail before
+ * its input was read, and that input still belongs to the guest. */
+static void client_drain_input(struct client *c)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	if (!c->streaming || !c->input || c->eof)
+		return;
+	while ((n = recv(c->src.fd, chunk, sizeof chunk, MSG_DONTWAIT)) > 0)
+		c->input(c->owner, c, chunk, (size_t)n);
+}
+
 static void client_kill(struct client *c)
 {
 	if (c->dead)
 		return;
+	client_drain_input(c);
 	c->dead = true;
 	shutdown(c->src.fd, SHUT_RDWR);
 	loop_mod(c->ctl->loop, &c->src, EPOLLIN);
