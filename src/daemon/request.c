@@ -1,8 +1,6 @@
 #include <errno.h>
 #include <stdlib.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "daemon/daemon.h"
 #include "daemon/proto.h"
@@ -39,19 +37,6 @@ static void request_list(struct daemon *d, struct client *c)
 	control_reply(c, json_pack("{s:b,s:o}", "ok", 1, "vms", vms));
 }
 
-static bool request_vm_dir_exists(const struct daemon *d, const char *name)
-{
-	struct stat st;
-	char *dir;
-	bool found;
-
-	if (asprintf(&dir, "%s/%s", d->roots.config_root, name) < 0)
-		return true; /* let the request itself report the error */
-	found = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
-	free(dir);
-	return found;
-}
-
 void request_handle(void *arg, struct client *c, json_t *req)
 {
 	struct daemon *d = arg;
@@ -74,9 +59,8 @@ void request_handle(void *arg, struct client *c, json_t *req)
 	/* A record is made only for a VM that exists (or still runs), so
 	 * requests for made-up names neither grow the table nor answer. */
 	vm = vmstate_find(d, r.name, false);
-	if (!vm && !request_vm_dir_exists(d, r.name)) {
-		control_error(c, "unknown VM %s: %s/%s: no such VM directory",
-			      r.name, d->roots.config_root, r.name);
+	if (!vm && !vmstate_dir_exists(d, r.name)) {
+		vmstate_unknown(d, c, r.name);
 		return;
 	}
 	if (!vm)

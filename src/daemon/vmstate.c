@@ -48,6 +48,26 @@ bool vmstate_any_active(struct daemon *d)
 	return false;
 }
 
+bool vmstate_dir_exists(const struct daemon *d, const char *name)
+{
+	struct stat st;
+	char *dir;
+	bool found;
+
+	if (asprintf(&dir, "%s/%s", d->roots.config_root, name) < 0)
+		return true; /* the loader then reports the error */
+	found = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+	free(dir);
+	return found;
+}
+
+void vmstate_unknown(const struct daemon *d, struct client *c,
+		     const char *name)
+{
+	control_error(c, "unknown VM %s: %s/%s: no such VM directory", name,
+		      d->roots.config_root, name);
+}
+
 struct vm *vmstate_find(struct daemon *d, const char *name, bool create)
 {
 	struct vm *vm;
@@ -669,8 +689,6 @@ static struct vm_config *vm_load(struct vm *vm, struct client *c)
 	struct daemon *d = vm->d;
 	struct vm_config *cfg = NULL;
 	struct diags diags;
-	struct stat st;
-	char *dir;
 
 	/* c is NULL when a client starts its provider: the reason then
 	 * goes to the record, for the client's error.  A request's failure
@@ -678,22 +696,14 @@ static struct vm_config *vm_load(struct vm *vm, struct client *c)
 	if (!c)
 		snprintf(vm->reason, sizeof vm->reason,
 			 "invalid configuration (see vm check %s)", vm->name);
-	if (asprintf(&dir, "%s/%s", d->roots.config_root, vm->name) < 0) {
+	if (!vmstate_dir_exists(d, vm->name)) {
 		if (c)
-			control_error(c, "%s: %s", vm->name, strerror(errno));
-		return NULL;
-	}
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		if (c)
-			control_error(c, "unknown VM %s: %s: no such VM directory",
-				      vm->name, dir);
+			vmstate_unknown(d, c, vm->name);
 		else
 			snprintf(vm->reason, sizeof vm->reason,
 				 "no such VM directory");
-		free(dir);
 		return NULL;
 	}
-	free(dir);
 	diags_init(&diags);
 	if (vmconfig_load(&d->roots, vm->name, &cfg, &diags) < 0) {
 		if (c)

@@ -115,6 +115,10 @@ struct vm {
 
 const char *vmstate_name(enum vm_state s);
 /* The record for name, created (stopped) if create; NULL if none. */
+/* Whether CONFIG_ROOT/name is a directory, and the error reply when not. */
+bool vmstate_dir_exists(const struct daemon *d, const char *name);
+void vmstate_unknown(const struct daemon *d, struct client *c,
+		     const char *name);
 struct vm *vmstate_find(struct daemon *d, const char *name, bool create);
 bool vmstate_active(const struct vm *vm);
 bool vmstate_any_active(struct daemon *d);

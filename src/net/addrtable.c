@@ -348,19 +348,29 @@ int addrtable_save(const struct addrtable *t)
 	return atomicfile_write(t->path, true, addrtable_write, (void *)t);
 }
 
-int addrtable_lookup(const struct addrtable *t, const char *client,
-		     const char *provider, uint16_t *id)
+/* The pair's index in t->links; -1 with errno EINVAL (bad names) or
+ * ENOENT. */
+static long addrtable_index(const struct addrtable *t, const char *client,
+			    const char *provider)
 {
 	long i;
 
 	if (addrtable_check_pair(client, provider) == -1)
 		return -1;
-	i = addrtable_find(t, client, provider,
-			   addrtable_hash(client, provider));
-	if (i == -1) {
+	i = addrtable_find(t, client, provider, addrtable_hash(client, provider));
+	if (i == -1)
 		errno = ENOENT;
+	return i;
+}
+
+int addrtable_lookup(const struct addrtable *t, const char *client,
+		     const char *provider, uint16_t *id)
+{
+	long i;
+
+	i = addrtable_index(t, client, provider);
+	if (i == -1)
 		return -1;
-	}
 	*id = t->links[i].id;
 	return 0;
 }
@@ -417,14 +427,9 @@ int addrtable_remove(struct addrtable *t, const char *client,
 {
 	long i;
 
-	if (addrtable_check_pair(client, provider) == -1)
+	i = addrtable_index(t, client, provider);
+	if (i == -1)
 		return -1;
-	i = addrtable_find(t, client, provider,
-			   addrtable_hash(client, provider));
-	if (i == -1) {
-		errno = ENOENT;
-		return -1;
-	}
 	t->by_id[t->links[i].id] = 0;
 	free(t->links[i].client);
 	/* Move the last link into the hole, then rebuild the pair index
