@@ -175,15 +175,19 @@ static int qemu_args_chardevs(struct qemu_argv *a, const struct vmm_launch *l)
 		errno = EINVAL;
 		return -1;
 	}
+	/* A listening socket: QEMU accepts the daemon, and accepts it again
+	 * after a restart (it does not wait for it to boot). */
+	const char *srv = l->chardev_server ? ",server=on,wait=off" : "";
+
 	return qemu_arg(a, "-chardev") ||
-	       qemu_arg(a, "socket,id=qmp,fd=%d", l->qmp_fd) ||
+	       qemu_arg(a, "socket,id=qmp,fd=%d%s", l->qmp_fd, srv) ||
 	       qemu_arg(a, "-mon") || qemu_arg(a, "chardev=qmp,mode=control") ||
 	       qemu_arg(a, "-chardev") ||
-	       qemu_arg(a, "socket,id=serial0,fd=%d", l->serial_fd) ||
+	       qemu_arg(a, "socket,id=serial0,fd=%d%s", l->serial_fd, srv) ||
 	       qemu_arg(a, "-serial") || qemu_arg(a, "chardev:serial0") ||
 	       qemu_arg(a, "-device") || qemu_arg(a, "virtio-serial-pci,id=vser0") ||
 	       qemu_arg(a, "-chardev") ||
-	       qemu_arg(a, "socket,id=hvc0,fd=%d", l->console_fd) ||
+	       qemu_arg(a, "socket,id=hvc0,fd=%d%s", l->console_fd, srv) ||
 	       qemu_arg(a, "-device") ||
 	       qemu_arg(a, "virtconsole,chardev=hvc0,bus=vser0.0") ? -1 : 0;
 }

@@ -44,9 +44,11 @@ struct vmm_launch {
 	enum vmm_accel accel;
 	int kernel_fd;         /* cfg->kernel opened O_RDONLY; QEMU opens
 				* /proc/self/fd/N, so no check-to-use race */
-	int qmp_fd;            /* connected socket: QMP monitor */
-	int serial_fd;         /* connected socket: serial console, read by the daemon */
-	int console_fd;        /* connected socket: virtio-console hvc0 */
+	int qmp_fd;            /* socket: QMP monitor */
+	int serial_fd;         /* socket: serial console, read by the daemon */
+	int console_fd;        /* socket: virtio-console hvc0 */
+	bool chardev_server;   /* the three are listening sockets, which a
+				* restarted daemon can connect to again */
 	const int *disk_fds;   /* one per cfg->disks, opened O_RDONLY */
 	const int *virtiofs_fds; /* one per cfg->shares: connected socket to
 				  * its virtiofsd (vmm/virtiofsd.h) */

@@ -240,9 +240,10 @@ class Daemon:
             assert not left, "leaked: " + "; ".join(cmdline(p) for p in left)
         names = [name] if name else [p.name for p in (self.state / "vms").iterdir()]
         for n in names:
-            d = self.state / "vms" / n
-            socks = [p.name for p in d.glob("*") if p.is_socket()] if d.exists() else []
-            assert not socks, f"{n}: sockets left: {socks}"
+            for d in (self.state / "vms" / n, self.state / "run" / n):
+                socks = [p.name for p in d.glob("*") if p.is_socket()] if d.exists() else []
+                assert not socks, f"{n}: sockets left in {d}: {socks}"
+                assert not (d / "record").exists(), f"{n}: run record left"
         mounts = pathlib.Path("/proc/mounts").read_text()
         assert str(self.state) not in mounts
 

@@ -1,0 +1,384 @@
+/* The monitor's VMs: load, launch, watch, kill, hand over.  See mvm.h. */
+#include "monitor/mvm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "config/vmjson.h"
+#include "monitor/enginep.h"
+#include "monitor/mgather.h"
+#include "monitor/mlaunch.h"
+#include "monitor/netlinks.h"
+#include "monitor/record.h"
+#include "monitor/statedir.h"
+
+struct mvm *mvm_find(struct monitor *m, const char *name, bool create)
+{
+	struct mvm *vm;
+
+	for (vm = m->vms; vm; vm = vm->next)
+		if (!strcmp(vm->name, name))
+			return vm;
+	if (!create || !vmconfig_name_valid(name))
+		return NULL;
+	vm = calloc(1, sizeof *vm);
+	if (!vm)
+		return NULL;
+	vm->run_dir = statedir_run(m->state_dir, name);
+	if (!vm->run_dir) {
+		free(vm);
+		return NULL;
+	}
+	vm->m = m;
+	snprintf(vm->name, sizeof vm->name, "%s", name);
+	vm->files = (struct vm_files){ .kernel_fd = -1 };
+	vm->qemu.src.fd = -1;
+	for (int i = 0; i < RUN_FDS; i++)
+		vm->fds[i] = -1;
+	vm->next = m->vms;
+	m->vms = vm;
+	return vm;
+}
+
+bool mvm_dir_exists(struct monitor *m, const char *name)
+{
+	struct stat st;
+	char *dir;
+	bool found;
+
+	if (asprintf(&dir, "%s/%s", m->roots.config_root, name) < 0)
+		return true; /* the load then reports the error */
+	found = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+	free(dir);
+	return found;
+}
+
+/* --- load --- */
+
+void mvm_load(struct monitor *m, uint32_t seq, const char *name, bool keep)
+{
+	struct vm_files files = { .kernel_fd = -1 };
+	struct diags diags;
+	struct mvm *vm;
+	json_t *o;
+	char *err = NULL;
+
+	if (!mvm_dir_exists(m, name)) {
+		if (asprintf(&err, "unknown VM %s: %s/%s: no such VM directory",
+			     name, m->roots.config_root, name) < 0)
+			err = NULL;
+		engine_send(m, PS_LOADED, seq, json_pack("{s:s,s:b,s:s,s:[]}",
+			"name", name, "ok", 0, "error",
+			err ? err : "no such VM directory", "diagnostics"),
+			NULL, 0);
+		free(err);
+		return;
+	}
+	diags_init(&diags);
+	if (mgather(m, name, keep, &files, &diags) < 0) {
+		engine_send(m, PS_LOADED, seq, json_pack("{s:s,s:b,s:s,s:o}",
+			"name", name, "ok", 0, "error", "invalid configuration",
+			"diagnostics", vmjson_diags(&diags)), NULL, 0);
+		diags_free(&diags);
+		return;
+	}
+	diags_free(&diags);
+	o = json_pack("{s:s,s:b,s:o,s:o}", "name", name, "ok", 1,
+		      "config", vmjson_config(files.cfg),
+		      "links", netlinks_ids(m, files.cfg));
+	vm = keep ? mvm_find(m, name, true) : NULL;
+	if (vm && !vm->launched) {
+		/* A newer gathering replaces an older one. */
+		vm_files_release(&vm->files);
+		vm->files = files;
+		vm->held = true;
+	} else {
+		vm_files_release(&files);
+	}
+	engine_send(m, PS_LOADED, seq, o, NULL, 0);
+}
+
+void mvm_release(struct monitor *m, const char *name)
+{
+	struct mvm *vm = mvm_find(m, name, false);
+
+	if (!vm || !vm->held)
+		return;
+	vm_files_release(&vm->files);
+	vm->held = false;
+}
+
+/* --- the run's processes --- */
+
+static void mvm_child_close(struct mchild *ch)
+{
+	if (ch->src.fd >= 0) {
+		loop_del(&ch->vm->m->loop, &ch->src);
+		close(ch->src.fd);
+	}
+	ch->src.fd = -1;
+	ch->pid = 0;
+}
+
+static int mvm_signal(struct mchild *ch, int sig)
+{
+	if (!ch->pid || ch->src.fd < 0)
+		return 0;
+	return (int)syscall(SYS_pidfd_send_signal, ch->src.fd, sig, NULL, 0);
+}
+
+static bool mvm_all_reaped(const struct mvm *vm)
+{
+	if (vm->qemu.pid)
+		return false;
+	for (size_t i = 0; i < vm->helper_count; i++)
+		if (vm->helpers[i].pid)
+			return false;
+	return true;
+}
+
+/* Nothing of the run is left: remove what was its and tell the engine. */
+static void mvm_gone(struct mvm *vm)
+{
+	struct monitor *m = vm->m;
+
+	for (int i = 0; i < RUN_FDS; i++) {
+		if (vm->fds[i] >= 0)
+			close(vm->fds[i]);
+		vm->fds[i] = -1;
+	}
+	free(vm->helpers);
+	vm->helpers = NULL;
+	vm->helper_count = 0;
+	netlinks_vm_gone(m, vm->name);
+	statedir_clean_run(vm->run_dir);
+	record_remove(vm);
+	json_decref(vm->config);
+	vm->config = NULL;
+	json_decref(vm->links);
+	vm->links = NULL;
+	vm->launched = false;
+	vm->killing = false;
+	vm->uid = 0;
+	daemon_log("vm %s: every process is gone", vm->name);
+	engine_send(m, PS_GONE, 0, json_pack("{s:s}", "name", vm->name), NULL, 0);
+	monitor_quit_if_done(m);
+}
+
+static void mvm_exit_reason(const struct mchild *ch, const siginfo_t *si,
+			    char *buf, size_t len)
+{
+	if (!ch->ours)
+		snprintf(buf, len, "%s exited (adopted: status unknown)", ch->what);
+	else if (si->si_code == CLD_EXITED)
+		snprintf(buf, len, "%s exited with status %d", ch->what,
+			 si->si_status);
+	else
+		snprintf(buf, len, "%s killed by signal %d", ch->what,
+			 si->si_status);
+}
+
+/* Every process left, once QEMU is gone: a helper has nothing to serve. */
+static void mvm_kill_helpers(struct mvm *vm, int sig)
+{
+	for (size_t i = 0; i < vm->helper_count; i++)
+		mvm_signal(&vm->helpers[i], sig);
+}
+
+static void mvm_child_ready(struct loop_source *src, uint32_t events)
+{
+	struct mchild *ch = src->arg;
+	struct mvm *vm = ch->vm;
+	bool main = ch == &vm->qemu, clean;
+	char reason[256];
+	siginfo_t si;
+	int r = 0;
+
+	memset(&si, 0, sizeof si);
+	if (ch->ours) {
+		r = waitid(P_PID, ch->pid, &si, WEXITED | WNOHANG);
+		if (r == 0 && si.si_pid == 0)
+			return; /* not exited after all */
+		if (r < 0) {
+			si.si_code = CLD_KILLED;
+			si.si_status = SIGKILL;
+		}
+	}
+	clean = ch->ours && si.si_code == CLD_EXITED && si.si_status == 0;
+	mvm_exit_reason(ch, &si, reason, sizeof reason);
+	daemon_log("vm %s: %s", vm->name, reason);
+	mvm_child_close(ch);
+	engine_send(vm->m, PS_EXITED, 0, json_pack("{s:s,s:s,s:b,s:b}",
+		"name", vm->name, "reason", reason, "main", main, "clean", clean),
+		NULL, 0);
+	if (main && !vm->killing) {
+		vm->killing = true;
+		mvm_kill_helpers(vm, SIGTERM);
+	}
+	if (mvm_all_reaped(vm))
+		mvm_gone(vm);
+}
+
+void mvm_watch(struct mvm *vm, struct mchild *ch, pid_t pid, int pidfd,
+	       bool ours)
+{
+	ch->vm = vm;
+	ch->pid = pid;
+	ch->ours = ours;
+	ch->src = (struct loop_source){ pidfd, mvm_child_ready, ch };
+	if (loop_add(&vm->m->loop, &ch->src, EPOLLIN) < 0) {
+		/* Unwatchable: make sure it goes, and reap it now. */
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+		if (ours)
+			waitpid(pid, NULL, 0);
+		close(pidfd);
+		ch->src.fd = -1;
+		ch->pid = 0;
+	}
+}
+
+/* --- launch --- */
+
+void mvm_launch(struct monitor *m, uint32_t seq, const char *name)
+{
+	struct mvm *vm = mvm_find(m, name, false);
+	char err[512];
+	json_t *o;
+
+	if (!vm || !vm->held || vm->launched) {
+		snprintf(err, sizeof err, "start failed: %s: %s", name,
+			 vm && vm->launched ? "already launched" :
+			 "nothing gathered to launch");
+		engine_send(m, PS_LAUNCHED, seq, json_pack("{s:s,s:b,s:s}",
+			"name", name, "ok", 0, "error", err), NULL, 0);
+		return;
+	}
+	if (mlaunch(m, vm, err, sizeof err) < 0) {
+		daemon_log("vm %s: %s", name, err);
+		engine_send(m, PS_LAUNCHED, seq, json_pack("{s:s,s:b,s:s}",
+			"name", name, "ok", 0, "error", err), NULL, 0);
+		return;
+	}
+	o = mvm_run_json(vm);
+	json_object_set_new(o, "ok", json_true());
+	engine_send(m, PS_LAUNCHED, seq, o, vm->fds, RUN_FDS);
+}
+
+json_t *mvm_run_json(struct mvm *vm)
+{
+	return json_pack("{s:s,s:I,s:I,s:s,s:i,s:O,s:O,s:O}",
+		"name", vm->name, "pid", (json_int_t)vm->qemu.pid,
+		"uid", (json_int_t)vm->uid, "accel", vmm_accel_name(vm->accel),
+		"hotplug_ports", (int)vm->hotplug_ports,
+		"links", vm->links ? vm->links : json_array(),
+		"config", vm->config ? vm->config : json_null(),
+		"notes", vm->notes ? vm->notes : json_array());
+}
+
+/* --- kill --- */
+
+void mvm_kill(struct monitor *m, const char *name)
+{
+	struct mvm *vm = mvm_find(m, name, false);
+
+	if (!vm || !vm->launched)
+		return;
+	daemon_log("vm %s: killing every process%s", name,
+		   vm->killing ? " (again)" : "");
+	vm->killing = true;
+	mvm_signal(&vm->qemu, SIGKILL);
+	mvm_kill_helpers(vm, SIGKILL);
+}
+
+void mvm_note(struct monitor *m, const struct ps_note *note)
+{
+	struct mvm *vm = mvm_find(m, note->name, false);
+
+	if (!vm || !vm->launched)
+		return;
+	vm->note = *note;
+	record_write(m, vm);
+}
+
+/* --- a new engine --- */
+
+void mvm_adopt_all(struct monitor *m)
+{
+	int fds[RUN_FDS];
+	json_t *o;
+
+	for (struct mvm *vm = m->vms; vm; vm = vm->next) {
+		if (!vm->launched)
+			continue;
+		o = mvm_run_json(vm);
+		json_object_set_new(o, "state", json_string(
+			vm->killing ? "down" : "running"));
+		json_object_set_new(o, "since", json_integer(vm->note.since));
+		json_object_set_new(o, "reason", json_string(vm->note.reason));
+		json_object_set_new(o, "provider_links",
+				    netlinks_provider_json(m, vm->name));
+		/* The engine gets copies: ours stay for the next one. */
+		for (int i = 0; i < RUN_FDS; i++)
+			fds[i] = vm->fds[i] >= 0 ?
+				 fcntl(vm->fds[i], F_DUPFD_CLOEXEC, 3) : -1;
+		engine_send(m, PS_ADOPT, 0, o, fds, RUN_FDS);
+		for (int i = 0; i < RUN_FDS; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
+}
+
+struct mvm *mvm_adopted(struct monitor *m, const char *name)
+{
+	struct mvm *vm = mvm_find(m, name, true);
+
+	if (!vm)
+		return NULL;
+	vm->launched = true;
+	return vm;
+}
+
+void mvm_free_all(struct monitor *m, bool kill)
+{
+	struct mvm *vm;
+
+	while ((vm = m->vms)) {
+		m->vms = vm->next;
+		if (kill) {
+			mvm_signal(&vm->qemu, SIGKILL);
+			mvm_kill_helpers(vm, SIGKILL);
+			if (vm->qemu.pid && vm->qemu.ours)
+				waitpid(vm->qemu.pid, NULL, 0);
+			for (size_t i = 0; i < vm->helper_count; i++)
+				if (vm->helpers[i].pid && vm->helpers[i].ours)
+					waitpid(vm->helpers[i].pid, NULL, 0);
+		}
+		mvm_child_close(&vm->qemu);
+		for (size_t i = 0; i < vm->helper_count; i++)
+			mvm_child_close(&vm->helpers[i]);
+		for (int i = 0; i < RUN_FDS; i++)
+			if (vm->fds[i] >= 0)
+				close(vm->fds[i]);
+		if (kill && vm->launched) {
+			statedir_clean_run(vm->run_dir);
+			record_remove(vm);
+		}
+		vm_files_release(&vm->files);
+		free(vm->helpers);
+		json_decref(vm->config);
+		json_decref(vm->links);
+		json_decref(vm->notes);
+		free(vm->run_dir);
+		free(vm);
+	}
+}
