@@ -64,7 +64,7 @@ def test_helper_kill9(daemon):
     assert rec["state"] == "failed"
     assert rec["reason"] == "virtiofsd for share home killed by signal 9"
     wait_until(lambda: not alive(qemu), 10, "QEMU gone")
-    wait_until(lambda: not descendants(d.proc.pid), 10, "children gone")
+    wait_until(lambda: not d.vm_processes(), 10, "children gone")
     d.assert_clean("hk")
     no_record(d, "hk")
 
@@ -73,7 +73,7 @@ def test_helper_kill9(daemon):
     os.kill(qemu, signal.SIGKILL)
     rec = d.wait_state("hk", ("failed", "stopped"), 30)
     assert rec["state"] == "failed" and rec["reason"] == "QEMU killed by signal 9"
-    wait_until(lambda: not descendants(d.proc.pid), 10, "virtiofsd gone")
+    wait_until(lambda: not d.vm_processes(), 10, "virtiofsd gone")
     d.assert_clean("hk")
     no_record(d, "hk")
 
@@ -89,7 +89,7 @@ def test_failed_start_leaks_nothing(daemon):
     assert r.returncode == 1 and "start failed: QEMU exited with status 1" in r.stderr
     rec = d.record("badk")
     assert rec["state"] == "failed" and rec["pid"] is None
-    wait_until(lambda: not descendants(d.proc.pid), 10, "virtiofsd gone")
+    wait_until(lambda: not d.vm_processes(), 10, "virtiofsd gone")
     d.assert_clean("badk")
     no_record(d, "badk")
 
@@ -100,7 +100,7 @@ def test_failed_start_leaks_nothing(daemon):
     r = d.vm("start", "badk")
     assert r.returncode == 1 and "start failed: vmlinux" in r.stderr, r.stderr
     assert "File too large" in r.stderr
-    wait_until(lambda: not descendants(d.proc.pid), 10, "virtiofsd gone")
+    wait_until(lambda: not d.vm_processes(), 10, "virtiofsd gone")
     d.assert_clean("badk")
     no_record(d, "badk")
 
@@ -182,7 +182,7 @@ def test_state_dir_full(tmp_path, vmhostd_bin, guest_dir):
         assert r.returncode == 1 and "No space left on device" in r.stderr, r.stderr
         assert d.record("full")["state"] == "failed"
         assert d.request({"op": "list"})["ok"] is True
-        wait_until(lambda: not descendants(d.proc.pid), 10, "children gone")
+        wait_until(lambda: not d.vm_processes(), 10, "children gone")
         d.assert_clean("full")
         no_record(d, "full")
         assert (links.read_bytes() if links.exists() else None) == before

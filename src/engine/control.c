@@ -67,16 +67,24 @@ static void client_kill(struct client *c)
 	loop_mod(c->ctl->loop, &c->src, EPOLLIN);
 }
 
+/* Whether a whole request is buffered, waiting for the one in progress. */
+static bool client_backlogged(const struct client *c)
+{
+	return c->pending && c->in.len && memchr(c->in.data, '\n', c->in.len);
+}
+
 static void client_events(struct client *c)
 {
 	uint32_t ev = 0;
 
 	if (c->dead)
 		return;
-	/* A client that does not read its replies is not read either: its
+	/* A client that does not read its replies is not read either, nor
+	 * one whose next request waits for the answer to the last: its
 	 * requests wait in the kernel's buffers, not in ours. */
 	if (!c->eof && !c->closing &&
-	    (c->streaming || c->out.len < CONTROL_OUT_PAUSE))
+	    (c->streaming || (c->out.len < CONTROL_OUT_PAUSE &&
+			      !client_backlogged(c))))
 		ev |= EPOLLIN;
 	if (c->out.len)
 		ev |= EPOLLOUT;
@@ -208,8 +216,10 @@ static void client_pump_later(struct loop_deferred *d)
 {
 	struct client *c = d->arg;
 
-	if (!c->dead)
-		client_pump(c);
+	if (c->dead)
+		return;
+	client_pump(c);
+	client_events(c);
 }
 
 static void client_read(struct client *c)
@@ -256,7 +266,7 @@ static void client_read(struct client *c)
 		client_pump(c);
 		if (c->dead || c->closing)
 			return;
-		if (c->out.len >= CONTROL_OUT_PAUSE) {
+		if (c->out.len >= CONTROL_OUT_PAUSE || client_backlogged(c)) {
 			client_events(c);
 			return;
 		}

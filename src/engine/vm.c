@@ -572,6 +572,8 @@ static void vm_qmp_event(void *owner, const struct qmp_msg *msg)
 {
 	struct vm *vm = owner;
 
+	if (vm->run && !strcmp(msg->event, "SHUTDOWN"))
+		vm->run->shutdown_seen = true;
 	B(vm)->qmp_event(BA(vm), vm, msg);
 }
 
@@ -694,6 +696,8 @@ static enum vm_state act_adopt(struct vm *vm, struct vm_ev *ev)
 	vm->since = (time_t)json_integer_value(json_object_get(d, "since"));
 	if (vm_run_open(vm, ev, why, sizeof why) < 0)
 		return vm_go_down(vm, true, VM_FAILED, why);
+	vm->run->adopted = true;
+	snprintf(vm->reason, sizeof vm->reason, "%s", reason ? reason : "");
 	if (state && !strcmp(state, "down"))
 		return vm_go_down(vm, false, VM_STOPPED,
 				  reason ? reason : "stopped");
@@ -707,8 +711,12 @@ static enum vm_state act_adopt(struct vm *vm, struct vm_ev *ev)
 
 static enum vm_state act_qmp_up(struct vm *vm, struct vm_ev *ev)
 {
+	time_t since = vm->since;
+
 	vm_timer_close(vm);
 	vm_set(vm, VM_RUNNING, NULL);
+	if (vm->run->adopted && since)
+		vm->since = since;   /* it has run since then, not since now */
 	vm_answer(vm, VM_WAIT_START, true, NULL);
 	B(vm)->running(BA(vm), vm);
 	vm_dependents_up(vm);
@@ -778,6 +786,8 @@ static enum vm_state act_exited(struct vm *vm, struct vm_ev *ev)
 {
 	char reason[VM_REASON_SIZE], last[256];
 
+	if (vm->run && vm->run->adopted && vm->run->shutdown_seen)
+		ev->clean = true;
 	switch (vm->state) {
 	case VM_LAUNCHING:
 	case VM_BOOTING:

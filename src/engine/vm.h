@@ -140,6 +140,9 @@ struct vm_run {
 	bool console_open;
 	unsigned int hotplug_ports;
 	uint64_t ports_busy;       /* bit n: hot-plug port n holds a link */
+	bool adopted;              /* handed over: since and reason kept */
+	bool shutdown_seen;        /* QMP SHUTDOWN: the guest powered off (an
+				    * adopted QEMU's exit status is unknown) */
 	json_t *launched;          /* the monitor's PS_LAUNCHED, for info */
 };
 

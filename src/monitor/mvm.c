@@ -22,6 +22,19 @@
 #include "monitor/record.h"
 #include "monitor/statedir.h"
 
+/* Shutting down: quit once the engine said bye and nothing runs. */
+void monitor_quit_if_done(struct monitor *m)
+{
+	if (!m->shutting_down)
+		return;
+	for (struct mvm *vm = m->vms; vm; vm = vm->next)
+		if (vm->launched)
+			return;
+	if (m->engine_pid > 0 && !m->engine_bye)
+		return;
+	loop_quit(&m->loop);
+}
+
 struct mvm *mvm_find(struct monitor *m, const char *name, bool create)
 {
 	struct mvm *vm;

@@ -34,18 +34,6 @@ static const char usage[] =
 	"               [--accel auto|kvm|tcg] [--uid-base N] [--engine-uid N]\n"
 	"               [--foreground] [--link-prefix PREFIX]\n";
 
-void monitor_quit_if_done(struct monitor *m)
-{
-	if (!m->shutting_down)
-		return;
-	for (struct mvm *vm = m->vms; vm; vm = vm->next)
-		if (vm->launched)
-			return;
-	if (m->engine_pid > 0 && !m->engine_bye)
-		return;
-	loop_quit(&m->loop);
-}
-
 /* SIGTERM/SIGINT: every VM powered off, then exit; a second one forces.
  * SIGHUP: re-execute the binary on disk, keeping every VM. */
 static void monitor_signal(struct loop_source *src, uint32_t events)

@@ -169,6 +169,18 @@ class Daemon:
         except OSError:
             return False
 
+    def vm_processes(self):
+        """Every process below the daemon but its engine: QEMU and helpers."""
+        return [p for p in descendants(self.proc.pid)
+                if not cmdline(p).startswith("vmhostd: engine")]
+
+    def engine_pid(self):
+        """The engine: the monitor's child that runs as "vmhostd: engine"."""
+        for p in descendants(self.proc.pid):
+            if cmdline(p).startswith("vmhostd: engine"):
+                return p
+        return None
+
     def stderr(self):
         self.log.flush()
         return (self.tmp / "vmhostd.stderr").read_text(errors="replace")
@@ -236,7 +248,7 @@ class Daemon:
     def assert_clean(self, name=None):
         """No QEMU, virtiofsd or socket left for stopped VMs."""
         if self.proc and self.proc.poll() is None:
-            left = descendants(self.proc.pid)
+            left = self.vm_processes()
             assert not left, "leaked: " + "; ".join(cmdline(p) for p in left)
         names = [name] if name else [p.name for p in (self.state / "vms").iterdir()]
         for n in names:
