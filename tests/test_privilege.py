@@ -164,9 +164,9 @@ CAPS = {"chown": 0, "dac_override": 1, "dac_read_search": 2, "fowner": 3,
         "net_admin": 12, "sys_admin": 21, "sys_resource": 24}
 # docs/security.md, src/daemon/privileges.h: the daemon's own set, and the
 # bounding set, which adds what only virtiofsd (spawned as root) needs.
-DAEMON_CAPS = ("dac_read_search", "kill", "setgid", "setuid", "setpcap",
+DAEMON_CAPS = ("chown", "dac_read_search", "kill", "setgid", "setuid", "setpcap",
                "net_admin", "sys_admin")
-BOUNDING_CAPS = DAEMON_CAPS + ("chown", "dac_override", "fowner", "fsetid",
+BOUNDING_CAPS = DAEMON_CAPS + ("dac_override", "fowner", "fsetid",
                                "sys_resource")
 
 

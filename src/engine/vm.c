@@ -506,7 +506,9 @@ static enum vm_state act_loaded(struct vm *vm, struct vm_ev *ev)
 /* A bad directory changes nothing: back to where it was. */
 static enum vm_state act_load_failed(struct vm *vm, struct vm_ev *ev)
 {
-	json_t *reply;
+	const char *why = json_string_value(json_object_get(ev->data, "error"));
+	json_t *reply, *diags = json_object_get(ev->data, "diagnostics");
+	char msg[VM_REASON_SIZE];
 	struct client *c;
 	size_t i = vm->waiter_count;
 
@@ -520,10 +522,14 @@ static enum vm_state act_load_failed(struct vm *vm, struct vm_ev *ev)
 		c = vm->waiters[i].c;
 		vm->waiters[i] = vm->waiters[--vm->waiter_count];
 		control_disown(c);
-		reply = json_pack("{s:b,s:s+,s:O}", "ok", 0, "error", vm->name,
-				  json_string_value(json_object_get(ev->data, "error")) ?:
-				  ": invalid configuration",
-				  "diagnostics", json_object_get(ev->data, "diagnostics") ?:
+		/* An unknown VM's message names it already. */
+		if (why && !strncmp(why, "unknown VM", 10))
+			snprintf(msg, sizeof msg, "%s", why);
+		else
+			snprintf(msg, sizeof msg, "%s: %s", vm->name,
+				 why ? why : "invalid configuration");
+		reply = json_pack("{s:b,s:s,s:o}", "ok", 0, "error", msg,
+				  "diagnostics", diags ? json_incref(diags) :
 				  json_array());
 		control_reply(c, reply);
 	}

@@ -81,6 +81,7 @@ struct monitor {
 	uid_t engine_uid;
 	const char *link_prefix;
 	char **argv;             /* for the re-exec on SIGHUP */
+	char *exe_path;          /* the binary on disk, as at start-up */
 	int lock_fd;
 
 	/* The engine. */

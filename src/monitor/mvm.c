@@ -180,6 +180,8 @@ static void mvm_gone(struct mvm *vm)
 	vm->config = NULL;
 	json_decref(vm->links);
 	vm->links = NULL;
+	json_decref(vm->notes);
+	vm->notes = NULL;
 	vm->launched = false;
 	vm->killing = false;
 	vm->uid = 0;
@@ -289,13 +291,13 @@ void mvm_launch(struct monitor *m, uint32_t seq, const char *name)
 
 json_t *mvm_run_json(struct mvm *vm)
 {
-	return json_pack("{s:s,s:I,s:I,s:s,s:i,s:O,s:O,s:O}",
+	return json_pack("{s:s,s:I,s:I,s:s,s:i,s:o,s:o,s:o}",
 		"name", vm->name, "pid", (json_int_t)vm->qemu.pid,
 		"uid", (json_int_t)vm->uid, "accel", vmm_accel_name(vm->accel),
 		"hotplug_ports", (int)vm->hotplug_ports,
-		"links", vm->links ? vm->links : json_array(),
-		"config", vm->config ? vm->config : json_null(),
-		"notes", vm->notes ? vm->notes : json_array());
+		"links", vm->links ? json_incref(vm->links) : json_array(),
+		"config", vm->config ? json_incref(vm->config) : json_null(),
+		"notes", vm->notes ? json_incref(vm->notes) : json_array());
 }
 
 /* --- kill --- */

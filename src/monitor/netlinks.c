@@ -131,7 +131,7 @@ json_t *netlinks_ids(struct monitor *m, const struct vm_config *cfg)
 
 	for (size_t i = 0; a && i < cfg->provider_count; i++)
 		json_array_append_new(a, json_pack("{s:s,s:o}", "provider",
-			cfg->providers[i],
+			cfg->providers[i], "id",
 			addrtable_lookup(m->link_table, cfg->name,
 					 cfg->providers[i], &id) == 0 ?
 			json_integer(id) : json_null()));
@@ -208,7 +208,7 @@ int netlinks_client(struct monitor *m, struct mvm *vm, struct vmm_nic *nics,
 		nics[i].tap_fd = fd;
 		linkaddr_mac(LINKADDR_CLIENT, id, nics[i].mac);
 		json_array_append_new(*links, json_pack("{s:s,s:i}", "provider",
-							p, (int)id));
+							p, "id", (int)id));
 		daemon_log("link %s -> %s (%04x): client end %s on %s",
 			   vm->name, p, id, l->ctap, l->br);
 	}

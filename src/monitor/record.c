@@ -230,22 +230,14 @@ static void record_stop_helpers(const char *name, json_t *helpers)
 	}
 }
 
-/* Take a running VM over from a dead monitor. */
-static bool record_adopt(struct monitor *m, const char *name, json_t *o,
-			 int qemu_fd, pid_t qemu_pid)
+/* A run's fields from its record o: vm is launched, with no process or
+ * fd yet. */
+static struct mvm *record_fill(struct monitor *m, const char *name, json_t *o)
 {
 	struct mvm *vm = mvm_adopted(m, name);
-	json_t *helpers = json_object_get(o, "helpers"), *h;
-	const char *what;
-	size_t i, n = json_array_size(helpers);
-	pid_t pid;
-	int fd, p[2];
 
-	if (!vm) {
-		syscall(SYS_pidfd_send_signal, qemu_fd, SIGKILL, NULL, 0);
-		close(qemu_fd);
-		return false;
-	}
+	if (!vm)
+		return NULL;
 	vm->uid = (uid_t)json_integer_value(json_object_get(o, "uid"));
 	vm->accel = !strcmp(json_string_value(json_object_get(o, "accel")) ?: "",
 			    "kvm") ? VMM_ACCEL_KVM : VMM_ACCEL_TCG;
@@ -259,6 +251,47 @@ static bool record_adopt(struct monitor *m, const char *name, json_t *o,
 	snprintf(vm->note.reason, sizeof vm->note.reason, "%s",
 		 json_string_value(json_object_get(o, "reason")) ?: "");
 	snprintf(vm->note.name, sizeof vm->note.name, "%s", name);
+	netlinks_provider_restore(m, name, json_object_get(o, "provider_links"));
+	return vm;
+}
+
+struct mvm *record_load(struct monitor *m, const char *name)
+{
+	struct mvm *vm = NULL;
+	char *run = statedir_run(m->state_dir, name);
+	json_t *o = NULL;
+	int dirfd;
+
+	if (!run)
+		return NULL;
+	dirfd = open(run, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	free(run);
+	if (dirfd >= 0) {
+		o = record_read(dirfd);
+		close(dirfd);
+	}
+	if (o)
+		vm = record_fill(m, name, o);
+	json_decref(o);
+	return vm;
+}
+
+/* Take a running VM over from a dead monitor. */
+static bool record_adopt(struct monitor *m, const char *name, json_t *o,
+			 int qemu_fd, pid_t qemu_pid)
+{
+	struct mvm *vm = record_fill(m, name, o);
+	json_t *helpers = json_object_get(o, "helpers"), *h;
+	const char *what;
+	size_t i, n = json_array_size(helpers);
+	pid_t pid;
+	int fd, p[2];
+
+	if (!vm) {
+		syscall(SYS_pidfd_send_signal, qemu_fd, SIGKILL, NULL, 0);
+		close(qemu_fd);
+		return false;
+	}
 	snprintf(vm->qemu.what, sizeof vm->qemu.what, "QEMU");
 	mvm_watch(vm, &vm->qemu, qemu_pid, qemu_fd, false);
 	vm->helpers = calloc(n + 1, sizeof *vm->helpers);
@@ -284,7 +317,6 @@ static bool record_adopt(struct monitor *m, const char *name, json_t *o,
 		return false;
 	}
 	netlinks_adopt(m, vm);
-	netlinks_provider_restore(m, name, json_object_get(o, "provider_links"));
 	record_write(m, vm);
 	daemon_log("vm %s: adopted: QEMU pid %d, %zu helper(s)", name,
 		   (int)qemu_pid, vm->helper_count);
@@ -356,8 +388,16 @@ void record_adopt_all(struct monitor *m)
 	free(path);
 	if (!dir)
 		return;
-	while ((e = readdir(dir)))
-		if (e->d_name[0] != '.' && vmconfig_name_valid(e->d_name))
-			record_one(m, dirfd(dir), e->d_name);
+	while ((e = readdir(dir))) {
+		struct mvm *vm;
+
+		if (e->d_name[0] == '.' || !vmconfig_name_valid(e->d_name))
+			continue;
+		/* Handed over by the previous image already. */
+		vm = mvm_find(m, e->d_name, false);
+		if (vm && vm->launched)
+			continue;
+		record_one(m, dirfd(dir), e->d_name);
+	}
 	closedir(dir);
 }

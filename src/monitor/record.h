@@ -25,6 +25,9 @@
 int record_write(struct monitor *m, struct mvm *vm);
 /* Remove vm's record: its processes are reaped. */
 void record_remove(struct mvm *vm);
+/* A launched VM made from name's record, its processes and fds not yet
+ * attached (handover.c); NULL if it has no valid record. */
+struct mvm *record_load(struct monitor *m, const char *name);
 /* At start-up: adopt or clean up what every record names. */
 void record_adopt_all(struct monitor *m);
 /* /proc/PID/stat's start time (clock ticks after boot): -1 with errno. */

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "engine/engine.h"
 #include "monitor/enginep.h"
+#include "monitor/handover.h"
 #include "monitor/monitor.h"
 #include "monitor/mvm.h"
 #include "monitor/netlinks.h"
@@ -43,7 +44,16 @@ static void monitor_signal(struct loop_source *src, uint32_t events)
 
 	while (read(src->fd, &si, sizeof si) == sizeof si) {
 		if (si.ssi_signo == SIGHUP) {
-			daemon_log("SIGHUP: re-executing %s is not supported yet", "vmhostd");
+			if (m->shutting_down)
+				continue;
+			enginep_stop(m);
+			if (handover_exec(m, m->exe_path) < 0) {
+				daemon_log("SIGHUP: re-executing %s: %s; going on as before",
+					   m->exe_path, strerror(errno));
+				if (enginep_start(m) < 0)
+					daemon_log("starting the engine: %s",
+						   strerror(errno));
+			}
 			continue;
 		}
 		daemon_log("signal %u: %s", si.ssi_signo,
@@ -229,6 +239,7 @@ int main(int argc, char **argv)
 		{ "uid-base", required_argument, NULL, 'u' },
 		{ "engine-uid", required_argument, NULL, 'e' },
 		{ "link-prefix", required_argument, NULL, 'l' },
+		{ "handover", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -240,7 +251,7 @@ int main(int argc, char **argv)
 	const char *accel = "auto", *uid_base = NULL, *engine_uid = NULL;
 	char **orig_argv = argv;
 	bool foreground = false;
-	int opt, ready_fd = -1, status = 1;
+	int opt, ready_fd = -1, status = 1, handover = -1;
 	char errbuf[512];
 
 	if (monitor_std_fds() < 0)
@@ -263,6 +274,7 @@ int main(int argc, char **argv)
 		case 'u': uid_base = optarg; break;
 		case 'e': engine_uid = optarg; break;
 		case 'l': m.link_prefix = optarg; break;
+		case 'H': handover = atoi(optarg); break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -290,7 +302,14 @@ int main(int argc, char **argv)
 			m.link_prefix, IFNAME_PREFIX_MAX);
 		return 2;
 	}
-	m.lock_fd = statedir_lock(m.state_dir);
+	m.exe_path = realpath("/proc/self/exe", NULL);
+	/* A re-executed image keeps the lock, the socket and every VM. */
+	if (handover >= 0 && handover_read(&m, handover) < 0) {
+		fprintf(stderr, "vmhostd: --handover: %s\n", strerror(errno));
+		return 1;
+	}
+	if (handover < 0)
+		m.lock_fd = statedir_lock(m.state_dir);
 	if (m.lock_fd < 0) {
 		if (errno == EWOULDBLOCK)
 			fprintf(stderr, "vmhostd: %s: another vmhostd uses this state directory\n",
@@ -310,7 +329,7 @@ int main(int argc, char **argv)
 		perror("vmhostd: /proc/self/exe");
 		return 1;
 	}
-	if (!foreground && monitor_detach(&ready_fd) < 0) {
+	if (!foreground && handover < 0 && monitor_detach(&ready_fd) < 0) {
 		perror("vmhostd: fork");
 		return 1;
 	}
@@ -323,12 +342,13 @@ int main(int argc, char **argv)
 		perror("vmhostd: event loop");
 		goto out;
 	}
-	m.control_fd = statedir_control(m.control_path);
+	if (handover < 0)
+		m.control_fd = statedir_control(m.control_path);
 	if (m.control_fd < 0) {
 		fprintf(stderr, "vmhostd: %s: %s\n", m.control_path, strerror(errno));
 		goto out_loop;
 	}
-	if (!foreground && monitor_redirect(m.state_dir) < 0) {
+	if (!foreground && handover < 0 && monitor_redirect(m.state_dir) < 0) {
 		perror("vmhostd: log");
 		goto out_control;
 	}
@@ -341,6 +361,8 @@ int main(int argc, char **argv)
 	else
 		daemon_log("not root: QEMU and the engine run as the daemon's own user");
 	/* Before any request is served: a VM must never run twice. */
+	if (handover >= 0)
+		handover_adopt(&m);
 	record_adopt_all(&m);
 	if (netlinks_reconcile(&m, errbuf, sizeof errbuf) < 0)
 		daemon_log("%s", errbuf);
