@@ -22,7 +22,9 @@ struct engine {
 	const char *accel;         /* "kvm" or "tcg", and why */
 	const char *accel_why;
 	const char *wayland_why;   /* why VMs get no Wayland; NULL: they do */
-	bool ready;                /* adoption done: requests are served */
+	bool ready;                /* the monitor handed every VM over */
+	unsigned int adopting;     /* handed-over VMs still confirming over
+				    * QMP that they run: requests wait */
 	bool shutting_down;
 };
 

@@ -450,33 +450,35 @@ void links_adopt(struct links *ls, const char *client, const char *provider,
 		 unsigned int id, const struct ps_linknote *ln)
 {
 	struct vmlink *l = links_find(ls, client, provider);
-	struct links_peer p;
 
 	if (!l && !(l = links_new(ls, client, provider, (uint16_t)id)))
 		return;
+	/* The next plug gets a new number: a device caught half-way by the
+	 * restart may still hold the old one in QEMU. */
 	l->gen = ln->gen;
 	snprintf(l->qid, sizeof(l->qid), "link-%04x-%u", l->id, l->gen);
-	if (ln->plug == PS_PLUG_UP && ln->port >= 0 && links_peer(l, &p)) {
+	l->port = ln->port;
+	if (ln->plug == PS_PLUG_UP)
 		l->plug = PS_PLUG_UP;
-		l->port = ln->port;
-		*p.ports_busy |= 1ull << l->port;
-		return;
-	}
-	/* Caught half-way by the restart: undo what QEMU may hold (the
-	 * commands fail harmlessly where it holds nothing) and plug anew. */
-	if (ln->plug != PS_PLUG_NONE && links_peer(l, &p)) {
-		json_t *a = json_pack("{s:s}", "id", l->qid);
-		json_t *f = json_pack("{s:s}", "fdname", l->qid);
+	else if (ln->plug != PS_PLUG_NONE)
+		snprintf(l->why, sizeof(l->why),
+			 "caught half-way by a restart; plugged again on a new port");
+}
 
-		qmps_call(p.qmp, "device_del", a, -1, NULL, NULL);
-		qmps_call(p.qmp, "netdev_del", a, -1, NULL, NULL);
-		qmps_call(p.qmp, "closefd", f, -1, NULL, NULL);
-		json_decref(a);
-		json_decref(f);
-		if (ln->port >= 0)
-			*p.ports_busy |= 1ull << ln->port; /* may hold a device */
+void links_adopted(struct links *ls)
+{
+	struct vmlink *l, *next;
+
+	/* A provider's end whose client did not come back: unplug it. */
+	for (l = ls->list; l; l = next) {
+		next = l->next;
+		if (l->client_on)
+			continue;
+		if (l->plug == PS_PLUG_UP)
+			links_unplug(l);
+		else
+			links_end_gone(l);
 	}
-	links_end_gone(l);
 }
 
 void links_vm_running(struct links *ls, const char *name)

@@ -71,9 +71,13 @@ void links_fini(struct links *ls);
 /* client was launched with these links ([{"provider", "id"}]): their
  * client ends are up; plug the provider ends that can be. */
 void links_client_up(struct links *ls, const char *client, json_t *links);
-/* A handed-over provider end (PS_ADOPT's "provider_links"). */
+/* A handed-over provider end (PS_ADOPT's "provider_links"); its port is
+ * busy in the provider already (the caller marks it). */
 void links_adopt(struct links *ls, const char *client, const char *provider,
 		 unsigned int id, const struct ps_linknote *ln);
+/* Every running VM was handed over: unplug the provider ends whose client
+ * did not come back. */
+void links_adopted(struct links *ls);
 /* name runs: plug every link that now has both ends. */
 void links_vm_running(struct links *ls, const char *name);
 /* name is down: unplug or forget its links. */

@@ -30,6 +30,9 @@ struct mon_wait {
 /* How long a synchronous request may wait: the monitor answers these at
  * once, so only a monitor that is gone (or wedged) takes this long. */
 #define MON_SYNC_TIMEOUT_MS 10000
+/* How long handed-over VMs have to confirm over QMP before requests are
+ * served anyway. */
+#define MON_CONFIRM_MS 2000
 
 void mon_reply_clear(struct mon_reply *r)
 {
@@ -247,6 +250,14 @@ static void mon_adopt(struct engine *e, struct mon_reply *r)
 	memcpy(ev.fds, r->fds, sizeof ev.fds);
 	r->nfds = 0;
 	vm_event(vm, &ev);
+	if (!vm->run)
+		return;
+	if (vm->state == VM_BOOTING) {
+		vm->run->confirming = true;
+		e->adopting++;
+	}
+	/* Its links as a client: their taps are in its QEMU. */
+	links_client_up(&e->links, vm->name, json_object_get(r->json, "links"));
 	/* Its links as a provider, as the last engine left them. */
 	json_array_foreach(pl, i, o) {
 		const char *client = json_string_value(json_object_get(o, "client"));
@@ -259,6 +270,8 @@ static void mon_adopt(struct engine *e, struct mon_reply *r)
 		ln.gen = (uint32_t)json_integer_value(json_object_get(o, "gen"));
 		if (ln.plug > PS_PLUG_REMOVING || ln.port < -1 || ln.port >= 64)
 			continue;
+		if (ln.port >= 0)
+			vm->run->ports_busy |= 1ull << ln.port;
 		links_adopt(&e->links, client, vm->name,
 			    (unsigned int)json_integer_value(json_object_get(o, "id")),
 			    &ln);
@@ -278,6 +291,55 @@ static void mon_exited(struct engine *e, struct mon_reply *r)
 	ev.clean = json_is_true(json_object_get(r->json, "clean"));
 	snprintf(ev.reason, sizeof ev.reason, "%s", why ? why : "exited");
 	vm_event(vm, &ev);
+}
+
+/* Serve requests once every handed-over VM is confirmed (or gone): a
+ * client never sees a VM that runs as "starting". */
+static void mon_serve(struct engine *e)
+{
+	if (!e->ready || e->adopting || e->control.started)
+		return;
+	if (control_start(&e->control) < 0)
+		daemon_log("control socket: %s", strerror(errno));
+	else
+		daemon_log("serving requests");
+}
+
+static void mon_serve_anyway(struct loop_source *src, uint32_t events)
+{
+	struct engine *e = src->arg;
+
+	loop_timer_ack(src->fd);
+	loop_del(&e->loop, src);
+	close(src->fd);
+	src->fd = -1;
+	if (e->adopting)
+		daemon_log("%u handed-over VM(s) not confirmed yet; serving anyway",
+			   e->adopting);
+	e->adopting = 0;
+	mon_serve(e);
+}
+
+static void mon_serve_deadline(struct engine *e)
+{
+	static struct loop_source t;
+
+	t = (struct loop_source){ loop_timer_new(), mon_serve_anyway, e };
+	if (t.fd < 0 || loop_add(&e->loop, &t, EPOLLIN) < 0 ||
+	    loop_timer_arm(t.fd, MON_CONFIRM_MS) < 0) {
+		e->adopting = 0;
+		return;
+	}
+}
+
+static void mon_confirmed(struct engine *e, struct vm *vm)
+{
+	if (!vm->run || !vm->run->confirming)
+		return;
+	vm->run->confirming = false;
+	if (e->adopting)
+		e->adopting--;
+	mon_serve(e);
 }
 
 static void mon_dispatch(struct engine *e, uint32_t seq, struct mon_reply *r)
@@ -307,9 +369,11 @@ static void mon_dispatch(struct engine *e, uint32_t seq, struct mon_reply *r)
 		break;
 	case PS_READY:
 		e->ready = true;
-		if (control_start(&e->control) < 0)
-			daemon_log("control socket: %s", strerror(errno));
-		daemon_log("serving requests");
+		links_adopted(&e->links);
+		/* A QEMU that does not answer does not keep everyone waiting. */
+		if (e->adopting)
+			mon_serve_deadline(e);
+		mon_serve(e);
 		break;
 	case PS_SHUTDOWN:
 		daemon_log("shutting down: %s every VM",
@@ -478,6 +542,7 @@ static void mon_vm_running(void *arg, struct vm *vm)
 {
 	struct engine *e = arg;
 
+	mon_confirmed(e, vm);
 	links_client_up(&e->links, vm->name,
 			json_object_get(vm->run->launched, "links"));
 	links_vm_running(&e->links, vm->name);
@@ -487,6 +552,7 @@ static void mon_vm_down(void *arg, struct vm *vm)
 {
 	struct engine *e = arg;
 
+	mon_confirmed(e, vm);
 	links_vm_down(&e->links, vm->name);
 }
 
@@ -529,7 +595,11 @@ static bool mon_link_peer(void *arg, const char *name, struct links_peer *p)
 	struct engine *e = arg;
 	struct vm *vm = vm_find(&e->vms, name, false);
 
-	if (!vm || !vm_running(vm) || !qmps_is_open(&vm->run->qmp))
+	/* Running, or handed over and finishing its handshake: the session
+	 * takes commands after its qmp_capabilities, in order. */
+	if (!vm || !vm->run || !qmps_is_open(&vm->run->qmp) ||
+	    !(vm->state == VM_RUNNING ||
+	      (vm->state == VM_BOOTING && vm->run->adopted)))
 		return false;
 	p->qmp = &vm->run->qmp;
 	p->hotplug_ports = vm->run->hotplug_ports;

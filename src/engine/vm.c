@@ -611,6 +611,9 @@ static int vm_run_open(struct vm *vm, struct vm_ev *ev, char *reason,
 	if (!r)
 		goto fail_errno;
 	r->launched = json_incref(d);
+	/* Its links have their ids now, if it is their first start. */
+	json_decref(vm->link_ids);
+	vm->link_ids = json_incref(json_object_get(d, "links"));
 	r->pid = (pid_t)json_integer_value(json_object_get(d, "pid"));
 	r->uid = (uid_t)json_integer_value(json_object_get(d, "uid"));
 	accel = json_string_value(json_object_get(d, "accel"));
@@ -698,7 +701,6 @@ static enum vm_state act_adopt(struct vm *vm, struct vm_ev *ev)
 	if (!ev->adopted)
 		return vm->state;
 	vm->config = json_incref(json_object_get(d, "config"));
-	vm->link_ids = json_incref(json_object_get(d, "links"));
 	vm->since = (time_t)json_integer_value(json_object_get(d, "since"));
 	if (vm_run_open(vm, ev, why, sizeof why) < 0)
 		return vm_go_down(vm, true, VM_FAILED, why);

@@ -141,6 +141,7 @@ struct vm_run {
 	unsigned int hotplug_ports;
 	uint64_t ports_busy;       /* bit n: hot-plug port n holds a link */
 	bool adopted;              /* handed over: since and reason kept */
+	bool confirming;           /* adopted, its QMP handshake not done */
 	bool shutdown_seen;        /* QMP SHUTDOWN: the guest powered off (an
 				    * adopted QEMU's exit status is unknown) */
 	json_t *launched;          /* the monitor's PS_LAUNCHED, for info */

@@ -181,6 +181,23 @@ class Daemon:
                 return p
         return None
 
+    def kill9(self):
+        """kill -9 of every vmhostd process: the monitor, and the engine,
+        which follows it (a parent-death signal); returns once both are
+        gone, so that the next start cannot meet the old socket's last
+        listener."""
+        engine = self.engine_pid()
+        self.proc.kill()
+        self.proc.wait()
+
+        def gone():
+            try:
+                return "State:\tZ" in open(f"/proc/{engine}/status").read()
+            except OSError:
+                return True
+        if engine:
+            wait_until(gone, 10, "the engine to follow its monitor")
+
     def stderr(self):
         self.log.flush()
         return (self.tmp / "vmhostd.stderr").read_text(errors="replace")
