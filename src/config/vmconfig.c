@@ -101,7 +101,20 @@ static char *load_quote(struct load *l, const char *s, size_t len)
 	return r;
 }
 
-static const char *vmconfig_ftype(mode_t mode)
+/* strerror(err), and whose permissions those were when the caller says
+ * so: the gatherer loads as the VM directory's owner. */
+static const char *load_why(const struct load *l, int err)
+{
+	static char buf[128];
+
+	if ((err != EACCES && err != EPERM) || !(l->flags & VMCONFIG_LOAD_AS_OWNER))
+		return strerror(err);
+	snprintf(buf, sizeof(buf), "%s (as the VM directory's owner)",
+		 strerror(err));
+	return buf;
+}
+
+const char *vmconfig_ftype(mode_t mode)
 {
 	switch (mode & S_IFMT) {
 	case S_IFREG: return "a regular file";
@@ -132,7 +145,7 @@ static int load_stat(struct load *l, int dirfd, const char *name,
 	} else if (errno == ELOOP) {
 		load_error(l, path, "symbolic link loop (ELOOP)");
 	} else {
-		load_error(l, path, "cannot stat: %s", strerror(errno));
+		load_error(l, path, "cannot stat: %s", load_why(l, errno));
 	}
 	return -1;
 }
@@ -146,12 +159,12 @@ static DIR *load_opendir(struct load *l, int dirfd, const char *name,
 	DIR *dir;
 
 	if (fd < 0) {
-		load_error(l, path, "cannot open directory: %s", strerror(errno));
+		load_error(l, path, "cannot open directory: %s", load_why(l, errno));
 		return NULL;
 	}
 	dir = fdopendir(fd);
 	if (!dir) {
-		load_error(l, path, "cannot read directory: %s", strerror(errno));
+		load_error(l, path, "cannot read directory: %s", load_why(l, errno));
 		close(fd);
 	}
 	return dir;
@@ -229,7 +242,7 @@ static int load_open_regular(struct load *l, int dirfd, const char *name,
 			O_CLOEXEC);
 
 	if (fd < 0) {
-		load_error(l, path, "cannot open: %s", strerror(errno));
+		load_error(l, path, "cannot open: %s", load_why(l, errno));
 		return -1;
 	}
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
@@ -287,7 +300,7 @@ static int load_setting(struct load *l, const char *name, char *buf,
 	n = vmconfig_pread_all(fd, buf, VMCONFIG_SETTING_MAX + 2);
 	close(fd);
 	if (n < 0) {
-		load_error(l, name, "cannot read: %s", strerror(errno));
+		load_error(l, name, "cannot read: %s", load_why(l, errno));
 		return -1;
 	}
 	/* One trailing newline is how editors end a line, not content. */
@@ -328,7 +341,7 @@ static void load_kernel(struct load *l)
 	n = vmconfig_pread_all(fd, (char *)buf, sizeof(buf));
 	close(fd);
 	if (n < 0) {
-		load_error(l, "vmlinux", "cannot read: %s", strerror(errno));
+		load_error(l, "vmlinux", "cannot read: %s", load_why(l, errno));
 	} else if (n == 0) {
 		load_error(l, "vmlinux", "empty file; must be an uncompressed Linux kernel (ELF)");
 	} else if (n >= 4 && !memcmp(buf, "\177ELF", 4)) {
@@ -408,7 +421,7 @@ static void load_blk(struct load *l)
 	}
 	fd = openat(l->vmfd, "blk", O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
-		load_error(l, "blk", "cannot open directory: %s", strerror(errno));
+		load_error(l, "blk", "cannot open directory: %s", load_why(l, errno));
 		return;
 	}
 	if (!load_names(l, fd, ".", "blk", &names, &n)) {
@@ -481,7 +494,7 @@ static void load_share_target(struct load *l, const char *tag,
 		else if (errno == ENOENT || errno == ENOTDIR)
 			load_error(l, rel, "target does not exist");
 		else
-			load_error(l, rel, "cannot resolve: %s", strerror(errno));
+			load_error(l, rel, "cannot resolve: %s", load_why(l, errno));
 		goto out;
 	}
 	q = load_quote(l, real, strlen(real));
@@ -494,7 +507,7 @@ static void load_share_target(struct load *l, const char *tag,
 		if (!l->data_real) {
 			qd = load_quote(l, l->data_root, strlen(l->data_root));
 			load_error(l, rel, "data root \"%s\" cannot be resolved: %s",
-				   qd, strerror(errno));
+				   qd, load_why(l, errno));
 			goto out;
 		}
 	}
@@ -551,7 +564,7 @@ static void load_share(struct load *l, int sharesfd, const char *tag)
 	tagfd = openat(sharesfd, tag, O_RDONLY | O_DIRECTORY | O_NONBLOCK |
 		       O_CLOEXEC);
 	if (tagfd < 0) {
-		load_error(l, rel, "cannot open directory: %s", strerror(errno));
+		load_error(l, rel, "cannot open directory: %s", load_why(l, errno));
 		goto out;
 	}
 	/* The link itself, not its target: it must be a link. */
@@ -559,7 +572,7 @@ static void load_share(struct load *l, int sharesfd, const char *tag)
 		if (errno == ENOENT)
 			load_error(l, reldir, "missing; must be a symbolic link to the directory to share");
 		else
-			load_error(l, reldir, "cannot stat: %s", strerror(errno));
+			load_error(l, reldir, "cannot stat: %s", load_why(l, errno));
 		goto out;
 	}
 	if (!S_ISLNK(st.st_mode)) {
@@ -592,7 +605,7 @@ static void load_shares(struct load *l)
 	}
 	fd = openat(l->vmfd, "shared-dirs", O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
-		load_error(l, "shared-dirs", "cannot open directory: %s", strerror(errno));
+		load_error(l, "shared-dirs", "cannot open directory: %s", load_why(l, errno));
 		return;
 	}
 	if (load_names(l, fd, ".", "shared-dirs", &tags, &n)) {
@@ -1002,7 +1015,7 @@ static int load_open_vm(struct load *l)
 		if (errno == ENOENT)
 			load_error(l, ".", "no such VM: no directory with this name in the config root \"%s\"", q);
 		else
-			load_error(l, ".", "cannot stat: %s", strerror(errno));
+			load_error(l, ".", "cannot stat: %s", load_why(l, errno));
 		free(q);
 		return -1;
 	}
@@ -1013,7 +1026,7 @@ static int load_open_vm(struct load *l)
 	l->vmfd = openat(l->rootfd, l->name, O_RDONLY | O_DIRECTORY |
 			 O_NONBLOCK | O_CLOEXEC);
 	if (l->vmfd < 0) {
-		load_error(l, ".", "cannot open directory: %s", strerror(errno));
+		load_error(l, ".", "cannot open directory: %s", load_why(l, errno));
 		return -1;
 	}
 	return 0;

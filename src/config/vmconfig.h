@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define VMCONFIG_NAME_MAX 64
 #define VMCONFIG_TAG_MAX 36 /* virtio-fs tag limit */
@@ -116,6 +117,9 @@ int vmconfig_check_cmdline(const char *s, size_t len, const char **why);
 /* Edit distance between a and b, capped at cap+1 (for typo hints). */
 size_t vmconfig_edit_distance(const char *a, const char *b, size_t cap);
 
+/* "a regular file", "a FIFO", "a block device"... for messages. */
+const char *vmconfig_ftype(mode_t mode);
+
 /* Whether tag is a valid virtio-fs tag: 1..36 of [A-Za-z0-9._-]. */
 bool vmconfig_tag_valid(const char *tag);
 
@@ -142,6 +146,8 @@ enum {
 	 * providers are valid VMs: the caller does (gather.h, which checks
 	 * each provider as its own owner). */
 	VMCONFIG_LOAD_PROVIDER_NAMES = 1,
+	/* Permission errors say "(as the VM directory's owner)". */
+	VMCONFIG_LOAD_AS_OWNER = 2,
 };
 
 /* vmconfig_load for an open config root: roots->config_root is rootfd's

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "config/gather.h"
 #include "config/vmconfig.h"
 #include "daemon/control.h"
 #include "daemon/loop.h"
@@ -20,6 +21,9 @@ struct daemon {
 	struct loop_source signals;
 	struct vmconfig_roots roots;
 	const char *state_dir;
+	/* How VM directories are gathered: roots, state dir, allowed block
+	 * devices, host limits (config/gather.h). */
+	struct gather_policy gather;
 	enum vmm_accel accel;
 	const char *accel_why;
 	bool use_syslog;   /* /dev/log exists: serial lines go there too */

@@ -27,7 +27,8 @@
 static const char usage[] =
 	"usage: vmhostd --config-root DIR --state-dir DIR [--data-root DIR]\n"
 	"               [--accel auto|kvm|tcg] [--uid-base N] [--foreground]\n"
-	"               [--link-prefix PREFIX]\n";
+	"               [--link-prefix PREFIX] [--allow-block-device PATH]...\n"
+	"               [--max-memory SIZE] [--max-cpus N]\n";
 
 void daemon_log(const char *fmt, ...)
 {
@@ -109,6 +110,48 @@ static int daemon_uid_base(struct daemon *d, const char *arg)
 	return 0;
 }
 
+/* --allow-block-device, --max-memory, --max-cpus; 2 on a bad value. */
+static int daemon_gather_option(struct daemon *d, int opt, const char *arg)
+{
+	const char *why = NULL;
+	int r;
+
+	switch (opt) {
+	case 'b':
+		r = gather_allow_block_device(&d->gather, arg);
+		why = r < 0 && errno == ENOTBLK ? "not a block device" :
+		      strerror(errno);
+		break;
+	case 'm':
+		r = hostlimits_set_memory(&d->gather.limits, arg, &why);
+		break;
+	default:
+		r = hostlimits_set_cpus(&d->gather.limits, arg, &why);
+		break;
+	}
+	if (r < 0) {
+		fprintf(stderr, "vmhostd: --%s %s: %s\n", opt == 'b' ?
+			"allow-block-device" : opt == 'm' ? "max-memory" :
+			"max-cpus", arg, why);
+		return 2;
+	}
+	return 0;
+}
+
+/* What a VM may ask for and use, for the log. */
+static void daemon_log_policy(const struct daemon *d)
+{
+	const struct gather_policy *p = &d->gather;
+
+	daemon_log("a VM may have at most %llu MiB of memory (%s) and %u CPUs (%s)",
+		   (unsigned long long)(p->limits.max_memory >> 20),
+		   p->limits.memory_set ? "--max-memory" :
+		   "host RAM less a reserve", p->limits.max_cpus,
+		   p->limits.cpus_set ? "--max-cpus" : "host CPUs");
+	daemon_log("block devices allowed as disks: %zu (--allow-block-device)",
+		   p->block_device_count);
+}
+
 /* Set up: keep only the capabilities VMs need from now on. */
 static int daemon_privileges(void)
 {
@@ -180,6 +223,9 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "uid-base", required_argument, NULL, 'u' },
 		{ "link-prefix", required_argument, NULL, 'l' },
+		{ "allow-block-device", required_argument, NULL, 'b' },
+		{ "max-memory", required_argument, NULL, 'm' },
+		{ "max-cpus", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -190,6 +236,10 @@ int main(int argc, char **argv)
 	int opt, lock_fd, ready_fd = -1, status = 1;
 	char errbuf[512];
 
+	if (gather_policy_init(&d.gather) < 0) {
+		fprintf(stderr, "vmhostd: /proc/meminfo: %s\n", strerror(errno));
+		return 1;
+	}
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': d.roots.config_root = optarg; break;
@@ -199,6 +249,10 @@ int main(int argc, char **argv)
 		case 'f': foreground = true; break;
 		case 'u': uid_base = optarg; break;
 		case 'l': d.link_prefix = optarg; break;
+		case 'b': case 'm': case 'p':
+			if (daemon_gather_option(&d, opt, optarg))
+				return 2;
+			break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -207,6 +261,8 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
+	d.gather.roots = d.roots;
+	d.gather.state_dir = d.state_dir;
 	if (vmm_accel_resolve(accel, &d.accel, &d.accel_why) < 0) {
 		fprintf(stderr, "vmhostd: --accel %s: use auto, kvm or tcg\n", accel);
 		return 2;
@@ -266,6 +322,7 @@ int main(int argc, char **argv)
 			   (unsigned int)d.uid_base);
 	else
 		daemon_log("not root: QEMU runs as the daemon's own user");
+	daemon_log_policy(&d);
 	/* Before any request is served: a VM must never run twice. */
 	recover_orphans(&d);
 	if (geteuid() == 0 && daemon_privileges() < 0)
@@ -295,5 +352,6 @@ out_loop:
 out:
 	free(control);
 	close(lock_fd);
+	gather_policy_free(&d.gather);
 	return status;
 }

@@ -85,6 +85,7 @@ struct vm *vmstate_find(struct daemon *d, const char *name, bool create)
 	vm->state = VM_STOPPED;
 	vm->qmp.fd = vm->timer.fd = vm->qemu.src.fd = -1;
 	vm->serial.src.fd = -1;
+	vm_files_init(&vm->files);
 	vm->next = d->vms;
 	d->vms = vm;
 	return vm;
@@ -230,7 +231,7 @@ static void vm_finish(struct vm *vm)
 	free(vm->fsd);
 	vm->fsd = NULL;
 	vm->fsd_count = 0;
-	vmconfig_free(vm->cfg);
+	vm_files_release(&vm->files);
 	vm->cfg = NULL;
 	vm->wayland_dropped = false;
 	recover_forget(vm);
@@ -682,12 +683,17 @@ static json_t *vm_diags_json(const struct diags *diags)
 	return a;
 }
 
-/* Load the config fresh from the VM's directory.  Answers c and returns
- * NULL when the VM is unknown or invalid. */
-static struct vm_config *vm_load(struct vm *vm, struct client *c)
+/* Gather the VM fresh from its directory (config/gather.h): its config
+ * and every file it uses, opened as the directory's owner and checked.
+ * Answers c and returns -1 when the VM is unknown or invalid.
+ *
+ * Synchronous, bounded by the gatherer's time-out: a directory on a
+ * stalled filesystem holds the event loop that long.  The monitor of
+ * vmhostd v2 (issue 12) should use gather_spawn/gather_collect instead,
+ * with the child's pidfd and a deadline in its loop. */
+static int vm_load(struct vm *vm, struct client *c, struct vm_files *files)
 {
 	struct daemon *d = vm->d;
-	struct vm_config *cfg = NULL;
 	struct diags diags;
 
 	/* c is NULL when a client starts its provider: the reason then
@@ -702,44 +708,19 @@ static struct vm_config *vm_load(struct vm *vm, struct client *c)
 		else
 			snprintf(vm->reason, sizeof vm->reason,
 				 "no such VM directory");
-		return NULL;
+		return -1;
 	}
 	diags_init(&diags);
-	if (vmconfig_load(&d->roots, vm->name, &cfg, &diags) < 0) {
+	if (gather_load(&d->gather, vm->name, files, &diags) < 0) {
 		if (c)
 			control_reply(c, json_pack("{s:b,s:s+,s:o}", "ok", 0,
 				"error", vm->name, ": invalid configuration",
 				"diagnostics", vm_diags_json(&diags)));
 		diags_free(&diags);
-		return NULL;
+		return -1;
 	}
 	diags_free(&diags);
-	return cfg;
-}
-
-/* Open a file the loader just checked (relpath in the VM's directory).
- * It may have been swapped since (for a FIFO, which would block the whole
- * daemon, or a device), so the open never blocks and the fd must still be
- * a regular file (or a block device, for disks).  -1 with err set. */
-static int vm_open_checked(const char *path, const char *relpath,
-			   bool blk_ok, char *err, size_t len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-
-	if (fd < 0) {
-		snprintf(err, len, "start failed: %s: %s", relpath,
-			 strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 ||
-	    !(S_ISREG(st.st_mode) || (blk_ok && S_ISBLK(st.st_mode)))) {
-		snprintf(err, len, "start failed: %s: changed since it was checked: no longer a regular file%s",
-			 relpath, blk_ok ? " or block device" : "");
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return 0;
 }
 
 static int vm_socketpair(int sv[2])
@@ -797,10 +778,10 @@ fail:
 	return -1;
 }
 
-/* Pin share i for virtiofsd (virtiofsd.h): its checked directory as an
- * fd, served at STATE/vms/NAME/fs-TAG.  Without the namespace sandbox
- * (not root) virtiofsd gets the path.  Fills o; the caller closes
- * o->source_fd and frees *pin_at. */
+/* Pin share i for virtiofsd (virtiofsd.h): the directory the gatherer
+ * opened and checked, served at STATE/vms/NAME/fs-TAG.  Without the
+ * namespace sandbox (not root) virtiofsd gets the path.  Fills o (the fd
+ * stays the VM's); the caller frees *pin_at. */
 static int vm_fsd_pin(struct vm *vm, size_t i, struct virtiofsd_opts *o,
 		      char **pin_at, char *err, size_t len)
 {
@@ -817,18 +798,11 @@ static int vm_fsd_pin(struct vm *vm, size_t i, struct virtiofsd_opts *o,
 	if (mkdir(*pin_at, 0700) < 0 && errno != EEXIST)
 		goto fail_errno;
 	o->pin_at = *pin_at;
-	o->source_fd = virtiofsd_open_source(sh->host_dir);
-	if (o->source_fd >= 0)
-		return 0;
-	if (errno == ESTALE) {
-		snprintf(err, len, "start failed: shared-dirs/%s: %s changed since it was checked",
-			 sh->tag, sh->host_dir);
-		goto fail;
-	}
+	o->source_fd = vm->files.share_fds[i];
+	return 0;
 fail_errno:
 	snprintf(err, len, "start failed: shared-dirs/%s: %s: %s", sh->tag,
 		 *pin_at ? *pin_at : sh->host_dir, strerror(errno));
-fail:
 	o->source_fd = 0;
 	free(*pin_at);
 	*pin_at = NULL;
@@ -877,8 +851,6 @@ static int vm_spawn_fsds(struct vm *vm, int *qemu_fds, char *err, size_t len)
 		if (r < 0)
 			snprintf(err, len, "start failed: shared-dirs/%s: virtiofsd for %s: %s",
 				 cfg->shares[i].tag, o.source, strerror(errno));
-		if (o.source_fd > 2)
-			close(o.source_fd);
 		free(pin_at);
 		close(listen_fd);
 		if (r < 0)
@@ -905,9 +877,6 @@ fail:
 	return -1;
 }
 
-/* Larger is no kernel (a debug vmlinux is a few hundred MiB). */
-#define VM_KERNEL_MAX ((off_t)1 << 30)
-
 static int vm_spawn_qemu(struct vm *vm, const int *child, const int *disk_fds,
 			 const int *fs_fds, char *err, size_t len)
 {
@@ -927,22 +896,17 @@ static int vm_spawn_qemu(struct vm *vm, const int *child, const int *disk_fds,
 	struct spawn_opts so = { 0 };
 	struct privdrop drop;
 	bool dropping;
-	int *keep = NULL, log_fd, pidfd, sealed, r = -1;
+	int *keep = NULL, log_fd, pidfd, r = -1;
 	char **argv = NULL;
 	size_t nkeep = 0;
 	pid_t pid;
 
-	/* Opened now, so QEMU boots what the loader just checked. */
-	launch.kernel_fd = vm_open_checked(vm->cfg->kernel, "vmlinux", false,
-					   err, len);
-	if (launch.kernel_fd < 0)
-		return -1;
 	/* QEMU reopens /proc/self/fd/N as its own uid, which a root-only
 	 * vmlinux would refuse; a sealed copy is readable and cannot change
-	 * while it boots (common/sealcopy.h). */
-	sealed = sealcopy(launch.kernel_fd, "vmlinux", VM_KERNEL_MAX);
-	close(launch.kernel_fd);
-	launch.kernel_fd = sealed;
+	 * while it boots (common/sealcopy.h).  The gatherer made it, as the
+	 * directory's owner: this only shares it. */
+	launch.kernel_fd = sealcopy(vm->files.kernel_fd, "vmlinux",
+				    VMFILES_KERNEL_MAX);
 	if (launch.kernel_fd < 0) {
 		snprintf(err, len, "start failed: vmlinux: copying it: %s",
 			 strerror(errno));
@@ -1045,7 +1009,7 @@ static void vm_start_providers(struct vm *vm);
 
 void vmstate_start(struct vm *vm, struct client *c)
 {
-	struct vm_config *cfg;
+	struct vm_files files;
 
 	switch (vm->state) {
 	case VM_STARTING:
@@ -1065,18 +1029,20 @@ void vmstate_start(struct vm *vm, struct client *c)
 		control_error(c, "%s is still being cleaned up", vm->name);
 		return;
 	}
-	cfg = vm_load(vm, c);
-	if (!cfg)
+	if (vm_load(vm, c, &files) < 0)
 		return;
 	if (!vm->dir && !(vm->dir = statedir_vm(vm->d->state_dir, vm->name))) {
 		if (c)
 			control_error(c, "%s: %s/vms/%s: %s", vm->name,
 				      vm->d->state_dir, vm->name, strerror(errno));
-		vmconfig_free(cfg);
+		vm_files_release(&files);
 		return;
 	}
-	/* From here on every failure unwinds through vm_teardown. */
-	vm->cfg = cfg;
+	/* From here on every failure unwinds through vm_teardown.  The
+	 * files stay open through the providers' start: what was checked
+	 * now is what QEMU and virtiofsd get. */
+	vm->files = files;
+	vm->cfg = files.cfg;
 	vm->accel = vm->d->accel;
 	vm->qemu.src.fd = -1;
 	vm->qemu.pid = 0;
@@ -1092,25 +1058,15 @@ static void vm_launch(struct vm *vm)
 {
 	struct vm_config *cfg = vm->cfg;
 	int qemu_end[3] = { -1, -1, -1 }, ours[3] = { -1, -1, -1 }, sv[2];
-	int *disk_fds = NULL, *fs_fds = NULL;
+	int *fs_fds = NULL;
 	char err[512] = "start failed";
 	size_t i;
 
-	disk_fds = calloc(cfg->disk_count + 1, sizeof *disk_fds);
 	fs_fds = calloc(cfg->share_count + 1, sizeof *fs_fds);
-	if (!disk_fds || !fs_fds)
+	if (!fs_fds)
 		goto fail_errno;
-	for (i = 0; i < cfg->disk_count; i++)
-		disk_fds[i] = -1;
 	for (i = 0; i < cfg->share_count; i++)
 		fs_fds[i] = -1;
-	for (i = 0; i < cfg->disk_count; i++) {
-		disk_fds[i] = vm_open_checked(cfg->disks[i].path,
-					      cfg->disks[i].relpath, true,
-					      err, sizeof err);
-		if (disk_fds[i] < 0)
-			goto fail;
-	}
 	for (i = 0; i < 3; i++) {
 		if (vm_socketpair(sv) < 0)
 			goto fail_errno;
@@ -1121,7 +1077,8 @@ static void vm_launch(struct vm *vm)
 		goto fail;
 	if (vm_spawn_fsds(vm, fs_fds, err, sizeof err) < 0)
 		goto fail;
-	if (vm_spawn_qemu(vm, qemu_end, disk_fds, fs_fds, err, sizeof err) < 0)
+	if (vm_spawn_qemu(vm, qemu_end, vm->files.disk_fds, fs_fds, err,
+			  sizeof err) < 0)
 		goto fail;
 	/* Without it a restarted daemon could not find this VM's processes
 	 * (recover.h), so it may not run. */
@@ -1131,9 +1088,7 @@ static void vm_launch(struct vm *vm)
 		goto fail;
 	}
 	vm_close_fds(qemu_end, 3);
-	vm_close_fds(disk_fds, cfg->disk_count);
 	vm_close_fds(fs_fds, cfg->share_count);
-	free(disk_fds);
 	free(fs_fds);
 	/* QEMU holds the taps now: one that dies takes them along. */
 	for (i = 0; i < vm->nic_count; i++) {
@@ -1156,11 +1111,8 @@ fail_errno:
 fail:
 	vm_close_fds(qemu_end, 3);
 	vm_close_fds(ours, 3);
-	if (disk_fds)
-		vm_close_fds(disk_fds, cfg->disk_count);
 	if (fs_fds)
 		vm_close_fds(fs_fds, cfg->share_count);
-	free(disk_fds);
 	free(fs_fds);
 	daemon_log("vm %s: %s", vm->name, err);
 	vm_teardown(vm, VM_FAILED, err);

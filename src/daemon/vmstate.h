@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "config/vmconfig.h"
+#include "config/vmfiles.h"
 #include "daemon/console.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
@@ -64,7 +65,10 @@ struct vm {
 	char reason[512];          /* why it is failed or stopped */
 	time_t since;
 
-	/* Set while starting, running or stopping. */
+	/* Set while starting, running or stopping: what the gatherer opened
+	 * (config/vmfiles.h), held from the check to the launch; cfg is
+	 * files.cfg. */
+	struct vm_files files;
 	struct vm_config *cfg;
 	enum vmm_accel accel;
 	uid_t uid;                 /* QEMU's own uid (privdrop.h); 0: the
