@@ -214,7 +214,7 @@ static bool gather_type_ok(const struct gather_policy *p, enum gather_use use,
 			return false;
 		}
 		if (st->size > VMFILES_KERNEL_MAX) {
-			diags_add(d, DIAG_ERROR, name, rel, "\"%s\" is %lld bytes; a kernel is at most %lld",
+			diags_add(d, DIAG_ERROR, name, rel, "\"%s\" is %lld bytes; a kernel is at most %lld bytes",
 				  target, (long long)st->size,
 				  (long long)VMFILES_KERNEL_MAX);
 			return false;
@@ -796,6 +796,10 @@ static int gather_rx(struct gather_run *run)
 	msg.msg_control = ctl.buf;
 	msg.msg_controllen = sizeof(ctl.buf);
 	n = recvmsg(run->sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	/* A child that exits with answers unread resets the connection:
+	 * an end like any other. */
+	if (n < 0 && errno == ECONNRESET)
+		n = 0;
 	if (n < 0)
 		return -1;
 	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
@@ -1097,8 +1101,8 @@ static int gather_frames(struct gather_run *run, struct gather_item *items)
 				 &items[run->next]) < 0)
 			return -1;
 		used += 4 + flen;
-		run->next++;
-		(void)send(run->sock, &ack, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (++run->next < run->count)
+			(void)send(run->sock, &ack, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
 	memmove(run->buf, run->buf + used, run->len - used);
 	run->len -= used;
@@ -1317,6 +1321,7 @@ static int gather_items(const struct gather_policy *p, char *const *names,
 		for (size_t j = i; j < count; j++)
 			if (pending[j] && owners[j] == owners[i]) {
 				slot[n] = &items[j];
+				vm_files_init(&these[n].files);
 				diags_init(&these[n].diags);
 				pending[j] = false;
 				n++;
