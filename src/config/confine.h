@@ -33,8 +33,8 @@ int confine_id(int fd, struct confine_id *id);
 bool confine_same(const struct confine_id *a, const struct confine_id *b);
 
 /* 1 if the directory open at fd is top or lies below it, 0 if not, -1
- * with errno (ELOOP past CONFINE_DEPTH_MAX steps, ENOENT for a directory
- * that was removed, or what openat/statx met). */
+ * with errno (ELOOP past CONFINE_DEPTH_MAX steps, or what openat/statx
+ * met).  A directory removed since it was opened is judged where it was. */
 int confine_below(int fd, const struct confine_id *top);
 
 enum confine_verdict {
