@@ -980,8 +980,9 @@ static void gather_accept(struct gather_run *run, struct vm_config *cfg,
 	f->cfg = cfg;
 	f->owner = run->owner.uid;
 	f->group = run->owner.gid;
-	memcpy(f->groups, run->owner.groups,
-	       run->owner.group_count * sizeof(gid_t));
+	if (run->owner.group_count)
+		memcpy(f->groups, run->owner.groups,
+		       run->owner.group_count * sizeof(gid_t));
 	f->group_count = run->owner.group_count;
 	f->kernel_fd = slots[0];
 	memcpy(f->disk_fds, slots + 1, cfg->disk_count * sizeof(int));
