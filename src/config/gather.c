@@ -1,17 +1,7 @@
 /* The gatherer: a child with the VM directory owner's identity opens what
- * a VM uses; the parent checks the result as hostile input.  See gather.h.
- *
- * Child -> parent, over a SOCK_STREAM socketpair, one frame per VM:
- *   u32 length, then: u32 GATHER_MAGIC, str name, u8 has_config,
- *   [config, u64 mask], diags               (vmwire.h encodings)
- * When the loader accepted the directory the config comes with the fds
- * that opened: bit k of mask says slot k (kernel, then the disks, then the
- * shares) is there, and those fds go in slot order as SCM_RIGHTS on the
- * frame's first bytes.  The parent checks what came even when the child
- * found problems, so that every problem is reported at once.  The parent answers each frame
- * with one byte, and the child never has more than GATHER_WINDOW frames
- * unanswered: fds in flight stay few.
- */
+ * a VM uses; the parent checks the result as hostile input.  See gather.h;
+ * the protocol is in gather_int.h.  This file: the API, the rules both
+ * sides apply, roots, owners, children, the provider graph. */
 #include "config/gather.h"
 
 #include <errno.h>
@@ -24,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -33,68 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/privdrop.h"
-#include "common/sealcopy.h"
-#include "config/confine.h"
-#include "config/vmwire.h"
-
-#define GATHER_MAGIC 0x31544147u  /* "GAT1" */
-#define GATHER_WINDOW 16          /* frames the child may send unanswered */
-#define GATHER_FDS_MAX (1 + VMCONFIG_DISKS_MAX + VMCONFIG_SHARES_MAX)
-#define GATHER_FRAME_MAX (VMWIRE_MAX + 4)
-
-
-/* What a file is for: which types it may be. */
-enum gather_use { GATHER_KERNEL, GATHER_DISK, GATHER_SHARE };
-
-/* The parent's own view of the roots, opened as the caller. */
-struct gather_roots {
-	int rootfd;         /* the config root (the child uses it too) */
-	char *root;         /* its resolved path */
-	int datafd;         /* the data root, O_PATH; -1: data_err */
-	char *data;         /* its resolved path (as given if it has none) */
-	int data_err;
-	int statefd;        /* vmhostd's state dir, O_PATH; -1: none */
-	char *state;
-};
-
-/* The identity a child takes. */
-struct gather_owner {
-	uid_t dir_uid;      /* the VM directory's owner, as found */
-	bool switch_ids;    /* root, gathering for someone else */
-	uid_t uid;
-	gid_t gid;
-	gid_t *groups;
-	size_t group_count;
-};
-
-/* One child: a run of VMs of one owner. */
-struct gather_run {
-	const struct gather_policy *policy;
-	struct gather_roots roots;
-	struct gather_owner owner;
-	bool copy_kernel;
-	bool keep_fds;        /* false: check, then close (vm check) */
-	char **names;
-	size_t count;
-	size_t next;          /* the frame expected next is names[next] */
-	unsigned char *buf;   /* bytes received, not yet a whole frame */
-	size_t len;
-	int fds[GATHER_WINDOW * GATHER_FDS_MAX]; /* received, not yet used */
-	size_t nfds;
-	bool eof;
-	pid_t pid;
-	int pidfd;
-	int sock;
-};
-
-/* One VM's outcome in the parent. */
-struct gather_item {
-	struct vm_files files;
-	struct diags diags;
-	bool done;
-	bool valid;
-};
+#include "config/gather_int.h"
 
 /* --- policy --- */
 
@@ -139,14 +67,14 @@ static bool gather_block_allowed(const struct gather_policy *p, dev_t rdev)
 	return false;
 }
 
-static unsigned int gather_timeout(const struct gather_policy *p)
+unsigned int gather_timeout(const struct gather_policy *p)
 {
 	return p->timeout_ms ? p->timeout_ms : GATHER_TIMEOUT_MS;
 }
 
 /* --- small helpers --- */
 
-static void gather_close(int *fd)
+void gather_close(int *fd)
 {
 	if (*fd >= 0)
 		close(*fd);
@@ -154,14 +82,13 @@ static void gather_close(int *fd)
 }
 
 /* Report a system error (ENOMEM...) on name's directory. */
-static void gather_fail_diag(struct diags *d, const char *name, int err,
-			     const char *what)
+void gather_fail_diag(struct diags *d, const char *name, int err,
+		      const char *what)
 {
 	diags_add(d, DIAG_ERROR, name, ".", "%s: %s", what, strerror(err));
 }
 
-/* Where the magic link of fd points, escaped for a message. */
-static char *gather_fd_path(int fd)
+char *gather_fd_path(int fd)
 {
 	char link[32], target[PATH_MAX];
 	ssize_t n;
@@ -173,17 +100,7 @@ static char *gather_fd_path(int fd)
 	return vmconfig_escape(target, (size_t)n, 1024);
 }
 
-struct gather_stat {
-	mode_t mode;
-	dev_t rdev;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-};
-
-/* statx without asking the filesystem again: type, ids and size of an open
- * file are what they are (a FUSE server cannot stall us here). */
-static int gather_statx(int fd, struct gather_stat *st)
+int gather_statx(int fd, struct gather_stat *st)
 {
 	struct statx stx;
 
@@ -198,13 +115,9 @@ static int gather_statx(int fd, struct gather_stat *st)
 	return 0;
 }
 
-/* Whether a file of this type may serve as use; if not, say why on rel.
- * One rule for the child (which skips such a file before opening it) and
- * the parent (which refuses an fd the child should not have sent). */
-static bool gather_type_ok(const struct gather_policy *p, enum gather_use use,
-			   const struct gather_stat *st, const char *name,
-			   const char *rel, const char *target,
-			   struct diags *d)
+bool gather_type_ok(const struct gather_policy *p, enum gather_use use,
+		    const struct gather_stat *st, const char *name,
+		    const char *rel, const char *target, struct diags *d)
 {
 	switch (use) {
 	case GATHER_KERNEL:
@@ -244,323 +157,9 @@ static bool gather_type_ok(const struct gather_policy *p, enum gather_use use,
 	return false;
 }
 
-/* --- the child --- */
-
-/* The child's view while it runs. */
-struct gather_ctx {
-	const struct gather_run *run;
-	const char *name;
-	struct diags *d;
-	int vmfd;
-	int err;     /* a system error (ENOMEM): the VM cannot be judged */
-};
-
-/* EACCES and EPERM are about whose reach this is: say whose. */
-static const char *gather_as_owner(const struct gather_ctx *c, int err)
-{
-	return c->run->owner.switch_ids && (err == EACCES || err == EPERM) ?
-	       " (as the VM directory's owner)" : "";
-}
-
-/* Open what fd refers to again, through its magic link: the permission
- * check is the caller's, as for a path. */
-static int gather_reopen(int fd, int flags)
-{
-	char proc[32];
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	return open(proc, flags | O_CLOEXEC);
-}
-
-/* Open rel below the VM directory as the owner: O_PATH with links
- * followed, the type checked on that, then the real open through
- * /proc/self/fd (the owner's permissions) and a check that it is the same
- * file.  -1 when reported. */
-static int gather_open(struct gather_ctx *c, enum gather_use use,
-		       const char *rel)
-{
-	int dir = use == GATHER_SHARE ? O_DIRECTORY : 0;
-	struct gather_stat st, again;
-	char *target = NULL;
-	int pfd, fd = -1;
-
-	pfd = openat(c->vmfd, rel, O_PATH | O_CLOEXEC | dir);
-	if (pfd < 0) {
-		diags_add(c->d, DIAG_ERROR, c->name, rel, "cannot open: %s%s",
-			  strerror(errno), gather_as_owner(c, errno));
-		return -1;
-	}
-	target = gather_fd_path(pfd);
-	if (!target || gather_statx(pfd, &st) < 0) {
-		c->err = target ? errno : ENOMEM;
-		goto out;
-	}
-	if (!gather_type_ok(c->run->policy, use, &st, c->name, rel, target,
-			    c->d))
-		goto out;
-	fd = gather_reopen(pfd, O_RDONLY | O_NONBLOCK | O_NOCTTY | dir);
-	if (fd < 0) {
-		diags_add(c->d, DIAG_ERROR, c->name, rel, "cannot open %s\"%s\": %s%s",
-			  use == GATHER_SHARE ? "the shared directory " : "",
-			  target, strerror(errno), gather_as_owner(c, errno));
-		goto out;
-	}
-	if (gather_statx(fd, &again) < 0 || again.dev != st.dev ||
-	    again.ino != st.ino) {
-		diags_add(c->d, DIAG_ERROR, c->name, rel, "changed while being checked");
-		gather_close(&fd);
-	}
-out:
-	free(target);
-	close(pfd);
-	return fd;
-}
-
-/* The kernel: opened as above, its magic checked again on this very fd
- * (the loader read it through another open), and copied into a sealed
- * memfd unless only checking. */
-static int gather_kernel(struct gather_ctx *c)
-{
-	unsigned char magic[4];
-	int fd = gather_open(c, GATHER_KERNEL, "vmlinux"), copy;
-
-	if (fd < 0)
-		return -1;
-	if (pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
-	    memcmp(magic, "\177ELF", 4)) {
-		diags_add(c->d, DIAG_ERROR, c->name, "vmlinux",
-			  "changed while being checked: no longer an ELF image");
-		close(fd);
-		return -1;
-	}
-	if (!c->run->copy_kernel)
-		return fd;
-	copy = sealcopy(fd, "vmlinux", VMFILES_KERNEL_MAX);
-	close(fd);
-	/* Read-only from here on, like every other fd handed over. */
-	fd = copy < 0 ? -1 : gather_reopen(copy, O_RDONLY);
-	if (fd < 0)
-		diags_add(c->d, DIAG_ERROR, c->name, "vmlinux", "copying it: %s",
-			  strerror(errno));
-	if (copy >= 0)
-		close(copy);
-	return fd;
-}
-
-/* Every file of a loaded VM into slots (kernel, disks, shares; -1 for one
- * that did not open, reported).  Returns the slot count. */
-static size_t gather_open_all(struct gather_ctx *c, const struct vm_config *cfg,
-			      int *slots)
-{
-	char rel[VMCONFIG_TAG_MAX + 32];
-	size_t n = 0;
-
-	slots[n++] = gather_kernel(c);
-	for (size_t i = 0; i < cfg->disk_count; i++)
-		slots[n++] = gather_open(c, GATHER_DISK, cfg->disks[i].relpath);
-	for (size_t i = 0; i < cfg->share_count; i++) {
-		snprintf(rel, sizeof(rel), "shared-dirs/%s/dir", cfg->shares[i].tag);
-		slots[n++] = gather_open(c, GATHER_SHARE, rel);
-	}
-	return n;
-}
-
-/* One frame, blocking; -1 when the parent is gone. */
-static int gather_send(int sock, const struct vmwire_out *o, const int *fds,
-		       size_t nfds)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * GATHER_FDS_MAX)];
-	} ctl;
-	unsigned char head[4];
-	struct iovec iov[2] = {
-		{ head, sizeof(head) }, { o->buf, o->len },
-	};
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
-	size_t total = sizeof(head) + o->len, sent = 0;
-	ssize_t n;
-
-	for (int i = 0; i < 4; i++)
-		head[i] = (unsigned char)(o->len >> (8 * i));
-	if (nfds) {
-		memset(&ctl, 0, sizeof(ctl));
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		ctl.h.cmsg_level = SOL_SOCKET;
-		ctl.h.cmsg_type = SCM_RIGHTS;
-		ctl.h.cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(&ctl.h), fds, sizeof(int) * nfds);
-	}
-	while (sent < total) {
-		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		sent += (size_t)n;
-		/* The fds went with the first bytes; the rest goes plain. */
-		msg.msg_control = NULL;
-		msg.msg_controllen = 0;
-		while (n > 0 && msg.msg_iovlen) {
-			size_t step = (size_t)n < msg.msg_iov->iov_len ?
-				      (size_t)n : msg.msg_iov->iov_len;
-
-			msg.msg_iov->iov_base = (char *)msg.msg_iov->iov_base + step;
-			msg.msg_iov->iov_len -= step;
-			n -= (ssize_t)step;
-			if (!msg.msg_iov->iov_len) {
-				msg.msg_iov++;
-				msg.msg_iovlen--;
-			}
-		}
-	}
-	return 0;
-}
-
-/* Gather one VM in the child and send its frame. */
-static int gather_child_vm(const struct gather_run *run, const char *name,
-			   int sock)
-{
-	struct vmconfig_roots roots = { run->roots.root, run->roots.data };
-	struct gather_ctx c = { .run = run, .name = name, .vmfd = -1 };
-	int slots[GATHER_FDS_MAX], fds[GATHER_FDS_MAX], r;
-	size_t nslots = 0, nfds = 0;
-	struct vm_config *cfg = NULL;
-	struct vmwire_out o;
-	uint64_t mask = 0;
-	struct stat st;
-	struct diags d;
-
-	diags_init(&d);
-	c.d = &d;
-	c.vmfd = vmconfig_open_vm(run->roots.rootfd, run->roots.root, name, &d);
-	if (c.vmfd < 0)
-		;	/* reported */
-	else if (fstat(c.vmfd, &st) < 0)
-		c.err = errno;
-	else if (st.st_uid != run->owner.dir_uid)
-		/* The parent chose whose identity by the owner it saw. */
-		diags_add(&d, DIAG_ERROR, name, ".", "changed while being checked (now owned by uid %u, not %u)",
-			  (unsigned int)st.st_uid, (unsigned int)run->owner.dir_uid);
-	else if (vmconfig_load_at(&roots, run->roots.rootfd, c.vmfd, name,
-				  VMCONFIG_LOAD_PROVIDER_NAMES |
-				  (run->owner.switch_ids ? VMCONFIG_LOAD_AS_OWNER : 0),
-				  &cfg, &d) == 0)
-		nslots = gather_open_all(&c, cfg, slots);
-	if (c.err) {
-		gather_fail_diag(&d, name, c.err, "gathering");
-		vmconfig_free(cfg);
-		cfg = NULL;
-	}
-	for (size_t k = 0; cfg && k < nslots; k++)
-		if (slots[k] >= 0) {
-			mask |= (uint64_t)1 << k;
-			fds[nfds++] = slots[k];
-		}
-	vmwire_out_init(&o);
-	vmwire_put_u32(&o, GATHER_MAGIC);
-	vmwire_put_str(&o, name);
-	vmwire_put_u8(&o, cfg != NULL);
-	if (cfg) {
-		vmwire_put_config(&o, cfg);
-		vmwire_put_u64(&o, mask);
-	}
-	vmwire_put_diags(&o, &d);
-	r = o.err ? -1 : gather_send(sock, &o, fds, nfds);
-	for (size_t k = 0; k < nslots; k++)
-		if (slots[k] >= 0)
-			close(slots[k]);
-	vmwire_out_free(&o);
-	vmconfig_free(cfg);
-	diags_free(&d);
-	if (c.vmfd >= 0)
-		close(c.vmfd);
-	return r;
-}
-
-/* Nothing of the parent's but these two fds stays open here; 0-2 are
- * /dev/null. */
-static int gather_child_fds(int a, int b)
-{
-	int lo = a < b ? a : b, hi = a < b ? b : a, null;
-
-	if (lo < 3) {
-		errno = EBADF;
-		return -1;
-	}
-	null = open("/dev/null", O_RDWR);
-	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
-	    dup2(null, 2) < 0)
-		return -1;
-	if (null > 2)
-		close(null);
-	if ((lo > 3 && syscall(SYS_close_range, 3u, (unsigned int)lo - 1, 0u) < 0) ||
-	    (hi > lo + 1 && syscall(SYS_close_range, (unsigned int)lo + 1,
-				    (unsigned int)hi - 1, 0u) < 0) ||
-	    syscall(SYS_close_range, (unsigned int)hi + 1, ~0u, 0u) < 0)
-		return -1;
-	return 0;
-}
-
-static int gather_become(const struct gather_owner *o)
-{
-	if (o->switch_ids &&
-	    privdrop_identity(o->uid, o->gid, o->groups, o->group_count) < 0)
-		return -1;
-	/* The owner may signal this process (same uid) but not look inside
-	 * it: it still holds the config root opened by root. */
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
-	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -1;
-	return 0;
-}
-
-static __attribute__((noreturn)) void gather_child(const struct gather_run *run,
-						   int sock)
-{
-	size_t unanswered = 0;
-	struct diags d;
-	char ack;
-	int err = 0;
-
-	if (gather_child_fds(sock, run->roots.rootfd) < 0 ||
-	    gather_become(&run->owner) < 0)
-		err = errno;
-	for (size_t i = 0; i < run->count; i++) {
-		if (unanswered == GATHER_WINDOW) {
-			if (read(sock, &ack, 1) != 1)
-				_exit(1);
-			unanswered--;
-		}
-		if (err) {
-			/* Say so for every VM: each gets its verdict. */
-			struct vmwire_out o;
-
-			diags_init(&d);
-			diags_add(&d, DIAG_ERROR, run->names[i], ".",
-				  "cannot take the identity of the VM directory's owner (uid %u): %s",
-				  (unsigned int)run->owner.uid, strerror(err));
-			vmwire_out_init(&o);
-			vmwire_put_u32(&o, GATHER_MAGIC);
-			vmwire_put_str(&o, run->names[i]);
-			vmwire_put_u8(&o, 0);
-			vmwire_put_diags(&o, &d);
-			if (o.err || gather_send(sock, &o, NULL, 0) < 0)
-				_exit(1);
-			vmwire_out_free(&o);
-			diags_free(&d);
-		} else if (gather_child_vm(run, run->names[i], sock) < 0) {
-			_exit(1);
-		}
-		unanswered++;
-	}
-	_exit(0);
-}
-
 /* --- the parent: roots, owner --- */
 
-static void gather_roots_close(struct gather_roots *r)
+void gather_roots_close(struct gather_roots *r)
 {
 	gather_close(&r->rootfd);
 	gather_close(&r->datafd);
@@ -582,9 +181,8 @@ static int gather_open_root(const char *path, int flags, int *fd, char **real)
 	return *fd < 0 ? -1 : 0;
 }
 
-/* The roots as the caller sees them; a problem is reported on name. */
-static int gather_roots_open(const struct gather_policy *p, const char *name,
-			     struct gather_roots *r, struct diags *d)
+int gather_roots_open(const struct gather_policy *p, const char *name,
+		      struct gather_roots *r, struct diags *d)
 {
 	const char *data = p->roots.data_root;
 	char *data_default = NULL;
@@ -683,7 +281,7 @@ static int gather_owner_for(uid_t uid, struct gather_owner *o)
 
 /* --- the parent: one child --- */
 
-static void gather_run_free(struct gather_run *run)
+void gather_run_free(struct gather_run *run)
 {
 	if (!run)
 		return;
@@ -700,7 +298,7 @@ static void gather_run_free(struct gather_run *run)
 	free(run);
 }
 
-static struct gather_run *gather_run_new(const struct gather_policy *p)
+struct gather_run *gather_run_new(const struct gather_policy *p)
 {
 	struct gather_run *run = calloc(1, sizeof(*run));
 
@@ -712,7 +310,7 @@ static struct gather_run *gather_run_new(const struct gather_policy *p)
 	return run;
 }
 
-static int gather_run_add(struct gather_run *run, const char *name)
+int gather_run_add(struct gather_run *run, const char *name)
 {
 	char **grown = realloc(run->names, (run->count + 1) * sizeof(*grown));
 
@@ -752,393 +350,6 @@ static int gather_run_start(struct gather_run *run)
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		run->pid = 0;
-		return -1;
-	}
-	return 0;
-}
-
-/* Kill (a no-op once it exited) and reap. */
-static void gather_run_reap(struct gather_run *run)
-{
-	if (run->pid <= 0)
-		return;
-	kill(run->pid, SIGKILL);
-	while (waitpid(run->pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	run->pid = 0;
-}
-
-/* Read what the socket has, with its fds.  0, or -1 with errno (EAGAIN:
- * nothing now; EBADMSG: too much, or fds that do not fit). */
-static int gather_rx(struct gather_run *run)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * GATHER_FDS_MAX)];
-	} ctl;
-	struct msghdr msg = { 0 };
-	struct iovec iov;
-	struct cmsghdr *cm;
-	size_t got;
-	ssize_t n;
-	int bad = 0;
-
-	if (!run->buf && !(run->buf = malloc(GATHER_FRAME_MAX)))
-		return -1;
-	if (run->len == GATHER_FRAME_MAX) {
-		errno = EBADMSG;
-		return -1;
-	}
-	iov.iov_base = run->buf + run->len;
-	iov.iov_len = GATHER_FRAME_MAX - run->len;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = ctl.buf;
-	msg.msg_controllen = sizeof(ctl.buf);
-	n = recvmsg(run->sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	/* A child that exits with answers unread resets the connection:
-	 * an end like any other. */
-	if (n < 0 && errno == ECONNRESET)
-		n = 0;
-	if (n < 0)
-		return -1;
-	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) {
-			bad = 1;
-			continue;
-		}
-		got = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < got; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
-			if (run->nfds < sizeof(run->fds) / sizeof(run->fds[0]))
-				run->fds[run->nfds++] = fd;
-			else {
-				close(fd);
-				bad = 1;
-			}
-		}
-	}
-	if (msg.msg_flags & MSG_CTRUNC)
-		bad = 1;
-	if (n == 0)
-		run->eof = true;
-	run->len += (size_t)n;
-	if (bad) {
-		errno = EBADMSG;
-		return -1;
-	}
-	return 0;
-}
-
-/* Take the first n received fds. */
-static int gather_take_fds(struct gather_run *run, int *out, size_t n)
-{
-	if (n > run->nfds) {
-		errno = EBADMSG;
-		return -1;
-	}
-	memcpy(out, run->fds, n * sizeof(int));
-	memmove(run->fds, run->fds + n, (run->nfds - n) * sizeof(int));
-	run->nfds -= n;
-	return 0;
-}
-
-/* The access mode of an fd from the child must be a plain read. */
-static bool gather_readonly(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	return fl >= 0 && (fl & O_ACCMODE) == O_RDONLY && !(fl & O_PATH);
-}
-
-/* Check one received fd for use; the kernel must also be a sealed copy
- * unless only checking.  false when reported. */
-static bool gather_verify_fd(const struct gather_run *run, enum gather_use use,
-			     int fd, const char *name, const char *rel,
-			     struct diags *d)
-{
-	struct gather_stat st;
-	char *target = gather_fd_path(fd);
-	bool ok = false;
-
-	if (!target || gather_statx(fd, &st) < 0 || !gather_readonly(fd)) {
-		diags_add(d, DIAG_ERROR, name, rel, "refused: the gatherer handed over an fd that is not open for reading");
-		goto out;
-	}
-	if (!gather_type_ok(run->policy, use, &st, name, rel, target, d))
-		goto out;
-	if (use == GATHER_KERNEL && run->copy_kernel && !sealcopy_sealed(fd)) {
-		diags_add(d, DIAG_ERROR, name, rel, "refused: the gatherer handed over a kernel that is not a sealed copy");
-		goto out;
-	}
-	ok = true;
-out:
-	free(target);
-	return ok;
-}
-
-static const char *const gather_protected_names[] = {
-	"the config root", "vmhostd's state directory",
-};
-
-/* A share must stay inside the data root and clear of the config root and
- * the state directory. */
-static bool gather_verify_share(const struct gather_run *run, int fd,
-				const struct vm_share *sh, const char *name,
-				struct diags *d)
-{
-	const int protect[2] = { run->roots.rootfd, run->roots.statefd };
-	const char *paths[2] = { run->roots.root, run->roots.state };
-	enum confine_verdict v;
-	char rel[VMCONFIG_TAG_MAX + 32], *q, *qp = NULL;
-	size_t which;
-	bool ok = false;
-
-	snprintf(rel, sizeof(rel), "shared-dirs/%s/dir", sh->tag);
-	q = gather_fd_path(fd);
-	if (!q)
-		return false;
-	if (run->roots.datafd < 0) {
-		qp = vmconfig_escape(run->roots.data, strlen(run->roots.data), 1024);
-		diags_add(d, DIAG_ERROR, name, rel, "data root \"%s\" cannot be opened: %s",
-			  qp ? qp : "?", strerror(run->roots.data_err));
-		goto out;
-	}
-	if (confine_share(fd, run->roots.datafd, protect, 2, &v, &which) < 0) {
-		diags_add(d, DIAG_ERROR, name, rel, "cannot tell where \"%s\" lies: %s",
-			  q, strerror(errno));
-		goto out;
-	}
-	if (v != CONFINE_OK && v != CONFINE_OUTSIDE)
-		qp = vmconfig_escape(paths[which], strlen(paths[which]), 1024);
-	switch (v) {
-	case CONFINE_OK:
-		ok = true;
-		break;
-	case CONFINE_OUTSIDE:
-		qp = vmconfig_escape(run->roots.data, strlen(run->roots.data), 1024);
-		diags_add(d, DIAG_ERROR, name, rel, "target \"%s\" is outside the data root \"%s\"",
-			  q, qp ? qp : "?");
-		break;
-	case CONFINE_IS:
-		diags_add(d, DIAG_ERROR, name, rel, "target \"%s\" is %s; a guest must not reach it",
-			  q, gather_protected_names[which]);
-		break;
-	case CONFINE_INSIDE:
-		diags_add(d, DIAG_ERROR, name, rel, "target \"%s\" is inside %s \"%s\"; a guest must not reach it",
-			  q, gather_protected_names[which], qp ? qp : "?");
-		break;
-	case CONFINE_CONTAINS:
-		diags_add(d, DIAG_ERROR, name, rel, "target \"%s\" contains %s \"%s\"; a guest must not reach it",
-			  q, gather_protected_names[which], qp ? qp : "?");
-		break;
-	}
-out:
-	free(qp);
-	free(q);
-	return ok;
-}
-
-/* Every diagnostic of a frame must be about the VM it is for. */
-static bool gather_diags_about(const struct diags *d, const char *name)
-{
-	char *want = vmconfig_escape(name, strlen(name), 256);
-	bool ok = want != NULL;
-
-	for (size_t i = 0; ok && i < d->count; i++)
-		ok = !strcmp(d->items[i].vm, want);
-	free(want);
-	return ok;
-}
-
-/* Turn a frame's config and slots (fds, or -1) into item->files, checking
- * what is there; the VM is valid only with every slot and no error at
- * all.  The fds are item's from here on. */
-static void gather_accept(struct gather_run *run, struct vm_config *cfg,
-			  const int *slots, struct gather_item *it)
-{
-	const char *name = run->names[run->next];
-	struct vm_files *f = &it->files;
-	size_t nslots = 1 + cfg->disk_count + cfg->share_count, i;
-	bool whole = true;
-
-	vm_files_init(f);
-	f->disk_fds = malloc((cfg->disk_count + 1) * sizeof(int));
-	f->share_fds = malloc((cfg->share_count + 1) * sizeof(int));
-	f->groups = malloc((run->owner.group_count + 1) * sizeof(gid_t));
-	if (!f->disk_fds || !f->share_fds || !f->groups) {
-		for (i = 0; i < nslots; i++)
-			if (slots[i] >= 0)
-				close(slots[i]);
-		vm_files_release(f);
-		vmconfig_free(cfg);
-		gather_fail_diag(&it->diags, name, ENOMEM, "gathering");
-		return;
-	}
-	f->cfg = cfg;
-	f->owner = run->owner.uid;
-	f->group = run->owner.gid;
-	if (run->owner.group_count)
-		memcpy(f->groups, run->owner.groups,
-		       run->owner.group_count * sizeof(gid_t));
-	f->group_count = run->owner.group_count;
-	f->kernel_fd = slots[0];
-	memcpy(f->disk_fds, slots + 1, cfg->disk_count * sizeof(int));
-	memcpy(f->share_fds, slots + 1 + cfg->disk_count,
-	       cfg->share_count * sizeof(int));
-	for (i = 0; i < nslots; i++)
-		whole = whole && slots[i] >= 0;
-	if (f->kernel_fd >= 0)
-		gather_verify_fd(run, GATHER_KERNEL, f->kernel_fd, name,
-				 "vmlinux", &it->diags);
-	for (i = 0; i < cfg->disk_count; i++)
-		if (f->disk_fds[i] >= 0)
-			gather_verify_fd(run, GATHER_DISK, f->disk_fds[i], name,
-					 cfg->disks[i].relpath, &it->diags);
-	for (i = 0; i < cfg->share_count; i++) {
-		char rel[VMCONFIG_TAG_MAX + 32];
-
-		snprintf(rel, sizeof(rel), "shared-dirs/%s/dir", cfg->shares[i].tag);
-		if (f->share_fds[i] >= 0 &&
-		    gather_verify_fd(run, GATHER_SHARE, f->share_fds[i], name,
-				     rel, &it->diags))
-			gather_verify_share(run, f->share_fds[i], &cfg->shares[i],
-					    name, &it->diags);
-	}
-	if (hostlimits_check(&run->policy->limits, cfg, &it->diags) < 0)
-		gather_fail_diag(&it->diags, name, ENOMEM, "gathering");
-	it->valid = whole && !it->diags.errors;
-	if (!it->valid) {
-		vm_files_release(f);
-	} else if (!run->keep_fds) {
-		/* Only the verdict and the config are wanted: 10,000 VMs
-		 * must not hold 20,000 fds. */
-		struct vm_config *keep = f->cfg;
-
-		f->cfg = NULL;
-		for (i = 0; i < cfg->disk_count; i++)
-			gather_close(&f->disk_fds[i]);
-		for (i = 0; i < cfg->share_count; i++)
-			gather_close(&f->share_fds[i]);
-		vm_files_release(f);
-		f->cfg = keep;
-	}
-}
-
-/* Decode and check one whole frame for names[next]. */
-static int gather_frame(struct gather_run *run, const unsigned char *p,
-			size_t len, struct gather_item *it)
-{
-	const char *name = run->names[run->next];
-	char want_dir[PATH_MAX + VMCONFIG_NAME_MAX + 2];
-	int fds[GATHER_FDS_MAX], slots[GATHER_FDS_MAX];
-	struct vm_config *cfg = NULL;
-	size_t nslots = 0, nfds = 0;
-	struct vmwire_in in;
-	uint64_t mask = 0;
-	uint32_t magic;
-	uint8_t has_config;
-	char *got = NULL;
-
-	vmwire_in_init(&in, p, len);
-	if (vmwire_get_u32(&in, &magic) < 0 || magic != GATHER_MAGIC ||
-	    vmwire_get_str(&in, NAME_MAX, &got) < 0 || strcmp(got, name) ||
-	    vmwire_get_u8(&in, &has_config) < 0 || has_config > 1)
-		goto bad;
-	if (has_config) {
-		if (vmwire_get_config(&in, &cfg) < 0 ||
-		    vmwire_get_u64(&in, &mask) < 0)
-			goto bad;
-		snprintf(want_dir, sizeof(want_dir), "%s/%s", run->roots.root, name);
-		nslots = 1 + cfg->disk_count + cfg->share_count;
-		if (strcmp(cfg->name, name) || strcmp(cfg->dir, want_dir) ||
-		    (mask >> nslots))
-			goto bad;
-		for (size_t k = 0; k < nslots; k++)
-			nfds += (mask >> k) & 1;
-	}
-	/* No config means the loader found errors; every missing file was
-	 * reported. */
-	if (vmwire_get_diags(&in, &it->diags) < 0 || vmwire_get_end(&in) < 0 ||
-	    !gather_diags_about(&it->diags, name) ||
-	    ((!cfg || nfds < nslots) && !it->diags.errors) ||
-	    gather_take_fds(run, fds, nfds) < 0)
-		goto bad;
-	free(got);
-	it->done = true;
-	if (cfg) {
-		for (size_t k = 0, used = 0; k < nslots; k++)
-			slots[k] = (mask >> k) & 1 ? fds[used++] : -1;
-		gather_accept(run, cfg, slots, it);
-	}
-	return 0;
-bad:
-	free(got);
-	vmconfig_free(cfg);
-	errno = EBADMSG;
-	return -1;
-}
-
-/* Handle every whole frame received; each gets an answer byte. */
-static int gather_frames(struct gather_run *run, struct gather_item *items)
-{
-	uint32_t flen;
-	size_t used = 0;
-	const char ack = 'k';
-
-	while (run->next < run->count && run->len - used >= 4) {
-		flen = (uint32_t)run->buf[used] | (uint32_t)run->buf[used + 1] << 8 |
-		       (uint32_t)run->buf[used + 2] << 16 |
-		       (uint32_t)run->buf[used + 3] << 24;
-		if (flen > VMWIRE_MAX) {
-			errno = EBADMSG;
-			return -1;
-		}
-		if (run->len - used - 4 < flen)
-			break;
-		if (gather_frame(run, run->buf + used + 4, flen,
-				 &items[run->next]) < 0)
-			return -1;
-		used += 4 + flen;
-		if (++run->next < run->count)
-			(void)send(run->sock, &ack, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-	}
-	memmove(run->buf, run->buf + used, run->len - used);
-	run->len -= used;
-	/* Bytes or fds past the last frame: not ours to take. */
-	if (run->next == run->count && (run->len || run->nfds)) {
-		errno = EBADMSG;
-		return -1;
-	}
-	return 0;
-}
-
-/* Read and handle what is there.  1 when every frame is in (child reaped),
- * 0 to wait for more, -1 with errno (EBADMSG, EPIPE: the child ended
- * early). */
-static int gather_run_step(struct gather_run *run, struct gather_item *items)
-{
-	for (;;) {
-		if (gather_rx(run) < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				break;
-			return -1;
-		}
-		if (gather_frames(run, items) < 0)
-			return -1;
-		if (run->eof)
-			break;
-	}
-	if (run->next == run->count) {
-		gather_run_reap(run);
-		return 1;
-	}
-	if (run->eof) {
-		errno = EPIPE;
 		return -1;
 	}
 	return 0;
@@ -1201,8 +412,10 @@ static int gather_run_wait(struct gather_run *run, struct gather_item *items)
 			r = -1;
 			break;
 		}
-		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
-			return -1;
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR) {
+			r = -1;
+			break;
+		}
 	}
 	if (r > 0)
 		return 0;
