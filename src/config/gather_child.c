@@ -134,9 +134,8 @@ static size_t gather_open_all(struct gather_ctx *c, const struct vm_config *cfg,
 	return n;
 }
 
-/* One frame, blocking; -1 when the parent is gone. */
-static int gather_send(int sock, const struct vmwire_out *o, const int *fds,
-		       size_t nfds)
+int gather_send(int sock, const struct vmwire_out *o, const int *fds,
+		size_t nfds)
 {
 	union {
 		struct cmsghdr h;

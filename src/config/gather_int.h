@@ -114,6 +114,10 @@ struct gather_run *gather_run_new(const struct gather_policy *p);
 int gather_run_add(struct gather_run *run, const char *name);
 void gather_run_free(struct gather_run *run);
 
+/* gather_child.c: one frame (o's bytes, with their length in front, and
+ * nfds fds on its first bytes), blocking; -1 when the parent is gone. */
+int gather_send(int sock, const struct vmwire_out *o, const int *fds,
+		size_t nfds);
 /* gather_child.c: the child's whole life (run's roots and owner set, sock
  * its end of the socketpair). */
 __attribute__((noreturn)) void gather_child(const struct gather_run *run,

@@ -135,14 +135,7 @@ static void send_frame(struct t *t, const char *name, bool config,
 		       uint64_t mask, const struct diags *d, const int *fds,
 		       size_t nfds)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * 8)];
-	} ctl;
 	struct vmwire_out o;
-	unsigned char head[4];
-	struct iovec iov[2];
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
 
 	vmwire_out_init(&o);
 	vmwire_put_u32(&o, GATHER_MAGIC);
@@ -154,20 +147,7 @@ static void send_frame(struct t *t, const char *name, bool config,
 	}
 	vmwire_put_diags(&o, d);
 	assert_int_equal(o.err, 0);
-	for (int i = 0; i < 4; i++)
-		head[i] = (unsigned char)(o.len >> (8 * i));
-	iov[0] = (struct iovec){ head, 4 };
-	iov[1] = (struct iovec){ o.buf, o.len };
-	if (nfds) {
-		memset(&ctl, 0, sizeof(ctl));
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		ctl.h.cmsg_level = SOL_SOCKET;
-		ctl.h.cmsg_type = SCM_RIGHTS;
-		ctl.h.cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(&ctl.h), fds, sizeof(int) * nfds);
-	}
-	assert_int_equal(sendmsg(t->child, &msg, 0), (ssize_t)(4 + o.len));
+	assert_int_equal(gather_send(t->child, &o, fds, nfds), 0);
 	vmwire_out_free(&o);
 	for (size_t i = 0; i < nfds; i++)
 		close(fds[i]);
