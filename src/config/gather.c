@@ -117,43 +117,48 @@ int gather_statx(int fd, struct gather_stat *st)
 
 bool gather_type_ok(const struct gather_policy *p, enum gather_use use,
 		    const struct gather_stat *st, const char *name,
-		    const char *rel, const char *target, struct diags *d)
+		    const char *rel, int fd, struct diags *d)
 {
+	const char *why;
+	char *target;
+
 	switch (use) {
 	case GATHER_KERNEL:
-		if (!S_ISREG(st->mode)) {
-			diags_add(d, DIAG_ERROR, name, rel, "\"%s\" is %s; must be a regular file holding an uncompressed Linux kernel (ELF)",
-				  target, vmconfig_ftype(st->mode));
-			return false;
-		}
-		if (st->size > VMFILES_KERNEL_MAX) {
-			diags_add(d, DIAG_ERROR, name, rel, "\"%s\" is %lld bytes; a kernel is at most %lld bytes",
-				  target, (long long)st->size,
-				  (long long)VMFILES_KERNEL_MAX);
-			return false;
-		}
-		return true;
-	case GATHER_DISK:
-		if (S_ISREG(st->mode))
+		if (S_ISREG(st->mode) && st->size <= VMFILES_KERNEL_MAX)
 			return true;
-		if (S_ISBLK(st->mode)) {
-			if (gather_block_allowed(p, st->rdev))
-				return true;
-			diags_add(d, DIAG_ERROR, name, rel, "\"%s\" is a block device (%u:%u); block devices are refused unless the administrator allows each one: vmhostd --allow-block-device %s (vm check takes the same option)",
-				  target, major(st->rdev), minor(st->rdev),
-				  target);
-			return false;
-		}
-		diags_add(d, DIAG_ERROR, name, rel, "\"%s\" is %s; a disk image must be a regular file or a block device",
-			  target, vmconfig_ftype(st->mode));
-		return false;
+		break;
+	case GATHER_DISK:
+		if (S_ISREG(st->mode) ||
+		    (S_ISBLK(st->mode) && gather_block_allowed(p, st->rdev)))
+			return true;
+		break;
 	case GATHER_SHARE:
 		if (S_ISDIR(st->mode))
 			return true;
+		break;
+	}
+	/* Only now the name, for the message: a readlink per file is what a
+	 * 10,000-VM check would pay otherwise. */
+	target = gather_fd_path(fd);
+	why = use == GATHER_DISK ?
+	      "a disk image must be a regular file or a block device" :
+	      "must be a regular file holding an uncompressed Linux kernel (ELF)";
+	if (!target)
+		diags_add(d, DIAG_ERROR, name, rel, "%s", strerror(ENOMEM));
+	else if (use == GATHER_SHARE)
 		diags_add(d, DIAG_ERROR, name, rel, "target \"%s\" is %s, not a directory",
 			  target, vmconfig_ftype(st->mode));
-		return false;
-	}
+	else if (use == GATHER_KERNEL && S_ISREG(st->mode))
+		diags_add(d, DIAG_ERROR, name, rel, "\"%s\" is %lld bytes; a kernel is at most %lld bytes",
+			  target, (long long)st->size,
+			  (long long)VMFILES_KERNEL_MAX);
+	else if (S_ISBLK(st->mode) && use == GATHER_DISK)
+		diags_add(d, DIAG_ERROR, name, rel, "\"%s\" is a block device (%u:%u); block devices are refused unless the administrator allows each one: vmhostd --allow-block-device %s (vm check takes the same option)",
+			  target, major(st->rdev), minor(st->rdev), target);
+	else
+		diags_add(d, DIAG_ERROR, name, rel, "\"%s\" is %s; %s", target,
+			  vmconfig_ftype(st->mode), why);
+	free(target);
 	return false;
 }
 

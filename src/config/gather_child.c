@@ -50,8 +50,8 @@ static int gather_open(struct gather_ctx *c, enum gather_use use,
 {
 	int dir = use == GATHER_SHARE ? O_DIRECTORY : 0;
 	struct gather_stat st, again;
-	char *target = NULL;
-	int pfd, fd = -1;
+	char *target;
+	int pfd, fd = -1, err;
 
 	pfd = openat(c->vmfd, rel, O_PATH | O_CLOEXEC | dir);
 	if (pfd < 0) {
@@ -59,19 +59,21 @@ static int gather_open(struct gather_ctx *c, enum gather_use use,
 			  strerror(errno), gather_as_owner(c, errno));
 		return -1;
 	}
-	target = gather_fd_path(pfd);
-	if (!target || gather_statx(pfd, &st) < 0) {
-		c->err = target ? errno : ENOMEM;
+	if (gather_statx(pfd, &st) < 0) {
+		c->err = errno;
 		goto out;
 	}
-	if (!gather_type_ok(c->run->policy, use, &st, c->name, rel, target,
-			    c->d))
+	if (!gather_type_ok(c->run->policy, use, &st, c->name, rel, pfd, c->d))
 		goto out;
 	fd = gather_reopen(pfd, O_RDONLY | O_NONBLOCK | O_NOCTTY | dir);
 	if (fd < 0) {
+		err = errno;
+		target = gather_fd_path(pfd);
 		diags_add(c->d, DIAG_ERROR, c->name, rel, "cannot open %s\"%s\": %s%s",
 			  use == GATHER_SHARE ? "the shared directory " : "",
-			  target, strerror(errno), gather_as_owner(c, errno));
+			  target ? target : "?", strerror(err),
+			  gather_as_owner(c, err));
+		free(target);
 		goto out;
 	}
 	if (gather_statx(fd, &again) < 0 || again.dev != st.dev ||
@@ -80,7 +82,6 @@ static int gather_open(struct gather_ctx *c, enum gather_use use,
 		gather_close(&fd);
 	}
 out:
-	free(target);
 	close(pfd);
 	return fd;
 }

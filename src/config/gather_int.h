@@ -99,12 +99,13 @@ char *gather_fd_path(int fd);
 /* statx without asking the filesystem again: type, ids and size of an open
  * file are what they are (a FUSE server cannot stall us here). */
 int gather_statx(int fd, struct gather_stat *st);
-/* Whether a file of this type may serve as use; if not, say why on rel.
+/* Whether the file open at fd, of type st, may serve as use; if not, say
+ * why on rel.
  * One rule for the child (which skips such a file before opening it) and
  * the parent (which refuses an fd the child should not have sent). */
 bool gather_type_ok(const struct gather_policy *p, enum gather_use use,
 		    const struct gather_stat *st, const char *name,
-		    const char *rel, const char *target, struct diags *d);
+		    const char *rel, int fd, struct diags *d);
 unsigned int gather_timeout(const struct gather_policy *p);
 /* The roots as the caller sees them; a problem is reported on name. */
 int gather_roots_open(const struct gather_policy *p, const char *name,

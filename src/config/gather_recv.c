@@ -119,23 +119,18 @@ static bool gather_verify_fd(const struct gather_run *run, enum gather_use use,
 			     struct diags *d)
 {
 	struct gather_stat st;
-	char *target = gather_fd_path(fd);
-	bool ok = false;
 
-	if (!target || gather_statx(fd, &st) < 0 || !gather_readonly(fd)) {
+	if (gather_statx(fd, &st) < 0 || !gather_readonly(fd)) {
 		diags_add(d, DIAG_ERROR, name, rel, "refused: the gatherer handed over an fd that is not open for reading");
-		goto out;
+		return false;
 	}
-	if (!gather_type_ok(run->policy, use, &st, name, rel, target, d))
-		goto out;
+	if (!gather_type_ok(run->policy, use, &st, name, rel, fd, d))
+		return false;
 	if (use == GATHER_KERNEL && run->copy_kernel && !sealcopy_sealed(fd)) {
 		diags_add(d, DIAG_ERROR, name, rel, "refused: the gatherer handed over a kernel that is not a sealed copy");
-		goto out;
+		return false;
 	}
-	ok = true;
-out:
-	free(target);
-	return ok;
+	return true;
 }
 
 static const char *const gather_protected_names[] = {
