@@ -84,8 +84,9 @@ void gather_result_free(struct gather_result *r);
 
 /* The asynchronous pair, for an event loop: one VM, its own files only
  * (no provider checks).  gather_spawn forks the child; watch child->sock
- * for input (and child->pidfd, to kill it at a deadline with
- * gather_cancel).  p must outlive the child. */
+ * for input, and kill the child at a deadline with gather_cancel
+ * (child->pidfd tells when it exits; -1 where pidfd_open is missing).
+ * p must outlive the child. */
 enum gather_status {
 	GATHER_PENDING,   /* call gather_collect again when sock is readable */
 	GATHER_VALID,     /* files filled, child reaped */
