@@ -209,6 +209,21 @@ def test_root_owned_shares_stay_confined(d):
             f'the config root "{d.root.path}"; a guest must not reach it')
 
 
+def test_directories_only_the_owner_may_change(d, owner, other):
+    """Whoever may write a VM's directories chooses what it opens with the
+    owner's reach: root's directory writable by all, or a user's blk/
+    that another user owns, is refused."""
+    vm = owned(d, "rootopen")
+    vm.path.chmod(0o777)
+    refused(d, "rootopen", "rootopen: .: writable by others than its owner (mode 0777): whoever "
+            "may write it would choose what the VM opens with the owner's permissions (chmod go-w)")
+    vm = owned(d, "otherblk")
+    owner.chown_tree(vm.path)
+    os.chown(vm.path / "blk", other.uid, other.gid)
+    refused(d, "otherblk", f"otherblk: blk: owned by uid {other.uid}, not by the VM directory's owner "
+            f"(uid {owner.uid}) or root: its owner would choose what the VM opens")
+
+
 def test_every_problem_at_once(d, owner):
     vm = owned(d, "many", owner)
     os.symlink("/etc/shadow", vm.path / "blk" / "x.img")

@@ -1,6 +1,7 @@
 /* The gatherer's child: everything that runs with the identity of a VM
  * directory's owner (gather.h, gather_int.h). */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,19 +118,60 @@ static int gather_kernel(struct gather_ctx *c)
 	return fd;
 }
 
+/* Whoever may write a directory of the VM chooses, with links, what the
+ * VM opens with the owner's permissions: only the owner (or root) may.
+ * rel is "." or a directory below the VM's (links followed, as a load
+ * does).  false when reported. */
+static bool gather_dir_guarded(struct gather_ctx *c, const char *rel)
+{
+	uid_t owner = c->run->owner.dir_uid;
+	struct stat st;
+
+	if (fstatat(c->vmfd, rel, &st, 0) < 0) {
+		c->err = errno;
+		return false;
+	}
+	if (st.st_uid != owner && st.st_uid != 0) {
+		diags_add(c->d, DIAG_ERROR, c->name, rel, "owned by uid %u, not by the VM directory's owner (uid %u) or root: its owner would choose what the VM opens",
+			  (unsigned int)st.st_uid, (unsigned int)owner);
+		return false;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		diags_add(c->d, DIAG_ERROR, c->name, rel, "writable by others than its owner (mode %04o): whoever may write it would choose what the VM opens with the owner's permissions (chmod go-w)",
+			  (unsigned int)(st.st_mode & 07777));
+		return false;
+	}
+	return true;
+}
+
 /* Every file of a loaded VM into slots (kernel, disks, shares; -1 for one
- * that did not open, reported).  Returns the slot count. */
+ * that did not open, reported), each from a directory only the owner may
+ * change.  Returns the slot count. */
 static size_t gather_open_all(struct gather_ctx *c, const struct vm_config *cfg,
 			      int *slots)
 {
 	char rel[VMCONFIG_TAG_MAX + 32];
+	bool top = gather_dir_guarded(c, "."), blk = true, shares = true;
 	size_t n = 0;
 
-	slots[n++] = gather_kernel(c);
 	for (size_t i = 0; i < cfg->disk_count; i++)
-		slots[n++] = gather_open(c, GATHER_DISK, cfg->disks[i].relpath);
+		if (!strncmp(cfg->disks[i].relpath, "blk/", 4)) {
+			blk = top && gather_dir_guarded(c, "blk");
+			break;
+		}
+	if (cfg->share_count)
+		shares = top && gather_dir_guarded(c, "shared-dirs");
+	slots[n++] = top ? gather_kernel(c) : -1;
+	for (size_t i = 0; i < cfg->disk_count; i++)
+		slots[n++] = top && (blk || !strcmp(cfg->disks[i].relpath, "rootfs.ext4")) ?
+			     gather_open(c, GATHER_DISK, cfg->disks[i].relpath) : -1;
 	for (size_t i = 0; i < cfg->share_count; i++) {
-		snprintf(rel, sizeof(rel), "shared-dirs/%s/dir", cfg->shares[i].tag);
+		snprintf(rel, sizeof(rel), "shared-dirs/%s", cfg->shares[i].tag);
+		if (!shares || !gather_dir_guarded(c, rel)) {
+			slots[n++] = -1;
+			continue;
+		}
+		strcat(rel, "/dir");
 		slots[n++] = gather_open(c, GATHER_SHARE, rel);
 	}
 	return n;
@@ -258,7 +300,7 @@ static int gather_child_fds(int a, int b)
 		errno = EBADF;
 		return -1;
 	}
-	null = open("/dev/null", O_RDWR);
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
 	    dup2(null, 2) < 0)
 		return -1;

@@ -293,6 +293,36 @@ static void test_check_batch(void **state)
 		gather_result_free(&res[i]);
 }
 
+/* Only the owner (or root) may change a directory the VM's files are
+ * chosen in. */
+static void test_directories_only_the_owner_may_change(void **state)
+{
+	struct t *t = *state;
+	char path[PATH_MAX];
+
+	t_vm(t, "a");
+	snprintf(path, sizeof(path), "%s/ext/svc/data/a", t->top);
+	assert_int_equal(chmod(path, 0777), 0);
+	assert_int_equal(gather_load(&t->p, "a", &t->f, &t->d), -1);
+	assert_true(has_diag(&t->d, ".", "writable by others than its owner (mode 0777)"));
+	assert_int_equal(chmod(path, 0755), 0);
+	diags_free(&t->d);
+	strcat(path, "/blk");
+	assert_int_equal(chmod(path, 0775), 0);
+	assert_int_equal(gather_load(&t->p, "a", &t->f, &t->d), -1);
+	assert_true(has_diag(&t->d, "blk", "writable by others than its owner (mode 0775)"));
+	assert_int_equal(chmod(path, 0755), 0);
+	diags_free(&t->d);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(path, 12345, 12345), 0);
+		assert_int_equal(gather_load(&t->p, "a", &t->f, &t->d), -1);
+		assert_true(has_diag(&t->d, "blk", "owned by uid 12345, not by the VM directory's owner (uid 0) or root"));
+		assert_int_equal(chown(path, 0, 0), 0);
+		diags_free(&t->d);
+	}
+	assert_int_equal(gather_load(&t->p, "a", &t->f, &t->d), 0);
+}
+
 static void test_block_device_flag(void **state)
 {
 	struct t *t = *state;
@@ -316,6 +346,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_reports_everything, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_providers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_directories_only_the_owner_may_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_block_device_flag, setup, teardown),
 	};
 
