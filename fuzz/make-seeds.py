@@ -75,8 +75,44 @@ def qmp():
     return out
 
 
+def wstr(s):
+    s = s if isinstance(s, bytes) else s.encode()
+    return struct.pack("<I", len(s)) + s
+
+
+def wconfig(name="app", root="/ext/svc/data", disks=("blk/root.img",), shares=(),
+            providers=(), wayland=0, uplink=0, memory=256 << 20, cpus=1,
+            cmdline="console=ttyS0 root=PARTLABEL=root"):
+    d = f"{root}/{name}"
+    out = b"VMC1" + wstr(name) + wstr(d) + wstr(d + "/vmlinux")
+    out += struct.pack("<I", len(disks)) + b"".join(wstr(r) + wstr(f"{d}/{r}") for r in disks)
+    out += struct.pack("<I", len(shares)) + b"".join(wstr(t) + wstr(h) for t, h in shares)
+    out += struct.pack("<I", len(providers)) + b"".join(wstr(p) for p in providers)
+    return out + struct.pack("<BBQI", wayland, uplink, memory, cpus) + wstr(cmdline)
+
+
+def wdiags(*items):
+    return b"VMD1" + struct.pack("<I", len(items)) + b"".join(
+        bytes([level]) + wstr(vm) + wstr(path) + wstr(msg) for level, vm, path, msg in items)
+
+
+def vmwire():
+    # Byte 0: even, a config; odd, a diagnostics list (fuzz/fuzz_vmwire.c).
+    return {
+        "minimal": b"\0" + wconfig(),
+        "full": b"\0" + wconfig(disks=("rootfs.ext4", "blk/a.img", "blk/b.img"),
+                                  shares=(("home", "/ext/home"), ("media", b"/ext/\xff")),
+                                  providers=("netvm", "vpn"), wayland=1, uplink=1,
+                                  memory=1 << 30, cpus=4, cmdline="console=ttyS0 quiet"),
+        "bad": b"\0" + wconfig(disks=("blk/../x.img",), cpus=0),
+        "diags": b"\1" + wdiags((2, "app", "blk/x.img", "is a FIFO"),
+                                (1, "app", "wayland", "not empty"),
+                                (0, "bad\\nname", ".", "note")),
+    }
+
+
 for name, seeds in (("loader", loader()), ("control", control()),
-                    ("session", session()), ("qmp", qmp())):
+                    ("session", session()), ("qmp", qmp()), ("vmwire", vmwire())):
     d = HERE / "corpus" / name
     d.mkdir(parents=True, exist_ok=True)
     for k, v in seeds.items():

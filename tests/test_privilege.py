@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from helpers import vmdirs
 from helpers.daemon import GUEST, READY, Daemon, cmdline, descendants, wait_until
 
 UID_BASE = 1900000
@@ -174,13 +175,21 @@ def mask(names):
     return sum(1 << CAPS[n] for n in names)
 
 
-def test_daemon_keeps_only_what_it_needs(tmp_path, vmhostd_bin, guest_dir):
+@pytest.fixture
+def open_tmp_path():
+    with vmdirs.open_tmp() as path:
+        yield path
+
+
+def test_daemon_keeps_only_what_it_needs(open_tmp_path, vmhostd_bin, guest_dir):
     """After start-up vmhostd holds only the documented capabilities, and
     a VM with a share and a network link still boots, reads and writes its
     share and reaches its provider."""
     if os.geteuid() != 0:
         pytest.skip("only a root vmhostd drops capabilities")
-    d = Daemon(tmp_path).start()
+    # Another user's VM directory is gathered as that user, who must be
+    # able to reach it: not from pytest's root-only tmp_path.
+    d = Daemon(open_tmp_path).start()
     try:
         # In the foreground the socket listens a moment before the drop.
         wait_until(lambda: "capabilities kept: " in d.stderr(), 10, "the drop")
@@ -198,7 +207,7 @@ def test_daemon_keeps_only_what_it_needs(tmp_path, vmhostd_bin, guest_dir):
         net.setting("memory", "192M")
         app = d.guest("papp", shares={"home": home})
         app.provider("pnet")
-        # Another user's private directories: read with dac_read_search.
+        # Another user's private directories: gathered as that user.
         for path in (home, app.path):
             os.chown(path, 12345, 12345)
             os.chmod(path, 0o700)

@@ -13,7 +13,9 @@ static int vm_help(int argc, char **argv);
 /* One row per verb, sorted by name. */
 static const struct cli_command cli_commands[] = {
 	{ "check", cmd_check,
-	  "check [--config-root DIR] [--data-root DIR] [--json] [NAME...]",
+	  "check [--config-root DIR] [--data-root DIR] [--state-dir DIR]\n"
+	  "          [--allow-block-device PATH]... [--max-memory SIZE] [--max-cpus N]\n"
+	  "          [--json] [NAME...]",
 	  "validate VM directories without starting anything" },
 	{ "console", cmd_console, "console [--linger S] [--state-dir DIR] NAME",
 	  "attach to the VM's console (Ctrl-] detaches)" },

@@ -77,6 +77,24 @@ int diags_add(struct diags *d, enum diag_level level, const char *vm,
 	return r;
 }
 
+int diags_append(struct diags *d, struct diags *from)
+{
+	for (size_t i = 0; i < from->count; i++) {
+		struct diag *it = &from->items[i];
+
+		if (diags_add(d, it->level, "", "", "%s", it->message) < 0)
+			return -1;
+		/* Already escaped: move them over as they are. */
+		free(d->items[d->count - 1].vm);
+		free(d->items[d->count - 1].path);
+		d->items[d->count - 1].vm = it->vm;
+		d->items[d->count - 1].path = it->path;
+		it->vm = it->path = NULL;
+	}
+	diags_free(from);
+	return 0;
+}
+
 const char *diag_level_name(enum diag_level level)
 {
 	switch (level) {

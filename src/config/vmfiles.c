@@ -1,14 +1,24 @@
-/* Releasing what a gathering opened.  See vmfiles.h. */
+/* struct vm_files: what a gathered VM holds, and its release. */
 #include "config/vmfiles.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+void vm_files_init(struct vm_files *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->kernel_fd = -1;
+}
 
 static void vm_files_close(int *fds, size_t n)
 {
-	for (size_t i = 0; fds && i < n; i++)
+	if (!fds)
+		return;
+	for (size_t i = 0; i < n; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	free(fds);
 }
 
 void vm_files_release(struct vm_files *f)
@@ -20,8 +30,7 @@ void vm_files_release(struct vm_files *f)
 		close(f->kernel_fd);
 	vm_files_close(f->disk_fds, disks);
 	vm_files_close(f->share_fds, shares);
-	free(f->disk_fds);
-	free(f->share_fds);
+	free(f->groups);
 	vmconfig_free(f->cfg);
-	*f = (struct vm_files){ .kernel_fd = -1 };
+	vm_files_init(f);
 }

@@ -267,6 +267,45 @@ static void vm_undepend(struct vm *client)
 	client->providers_left = 0;
 }
 
+/* Whether a waits for b, through any chain of providers: b's dependents
+ * wait for b, theirs for them, and so on. */
+static bool vm_waits_for(struct vm *a, struct vm *b)
+{
+	static unsigned int mark;
+	struct vm **todo, *v;
+	size_t n = 0, cap = 16;
+	bool found = false;
+
+	if (!(todo = malloc(cap * sizeof *todo)))
+		return false;
+	mark++;
+	todo[n++] = b;
+	b->visit = mark;
+	while (n && !found) {
+		v = todo[--n];
+		for (size_t i = 0; i < v->dependent_count && !found; i++) {
+			struct vm *d = v->dependents[i];
+
+			if (d == a)
+				found = true;
+			if (d->visit == mark)
+				continue;
+			d->visit = mark;
+			if (n == cap) {
+				struct vm **t = realloc(todo, 2 * cap * sizeof *t);
+
+				if (!t)
+					break;
+				todo = t;
+				cap *= 2;
+			}
+			todo[n++] = d;
+		}
+	}
+	free(todo);
+	return found;
+}
+
 /* provider runs: each client counts it; the last one launches. */
 static void vm_dependents_up(struct vm *provider)
 {
@@ -477,6 +516,15 @@ static enum vm_state act_loaded(struct vm *vm, struct vm_ev *ev)
 		}
 		if (pv->state == VM_RUNNING)
 			continue;
+		/* The monitor gathers each VM alone: a cycle shows here. */
+		if (pv == vm || vm_waits_for(pv, vm)) {
+			snprintf(why, sizeof why,
+				 "start failed: providers/net/%s: provider cycle: %s waits for %s",
+				 pv->name, pv->name, vm->name);
+			vm_undepend(vm);
+			B(vm)->release(BA(vm), vm);
+			return vm_settle(vm, VM_FAILED, why);
+		}
 		if (pv->state == VM_STOPPING || pv->state == VM_DOWN) {
 			snprintf(why, sizeof why,
 				 "start failed: provider %s did not start: %s%s%.300s",

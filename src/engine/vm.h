@@ -168,6 +168,7 @@ struct vm {
 	unsigned int providers_left;
 	struct vm **dependents;
 	size_t dependent_count;
+	unsigned int visit;        /* a walk of the dependency graph */
 
 	/* down: how it settles; loading: the settled state it came from,
 	 * where an invalid directory leaves it (bad input changes nothing). */

@@ -24,9 +24,6 @@
 #include "monitor/vmuid.h"
 #include "vmm/virtiofsd.h"
 
-/* Larger is no kernel (a debug vmlinux is a few hundred MiB). */
-#define MLAUNCH_KERNEL_MAX ((off_t)1 << 30)
-
 static const char *const mlaunch_sockets[3] = {
 	[RUN_QMP] = "qmp.sock",
 	[RUN_SERIAL] = "serial.sock",
@@ -219,9 +216,10 @@ static int mlaunch_qemu(struct monitor *m, struct mvm *vm, const int *listen,
 
 	/* QEMU reopens /proc/self/fd/N as its own uid, which a root-only
 	 * vmlinux would refuse; a sealed copy is readable and cannot change
-	 * while it boots (common/sealcopy.h). */
+	 * while it boots (common/sealcopy.h).  The gatherer made it, as the
+	 * directory's owner: this only shares it. */
 	launch.kernel_fd = sealcopy(vm->files.kernel_fd, "vmlinux",
-				    MLAUNCH_KERNEL_MAX);
+				    VMFILES_KERNEL_MAX);
 	if (launch.kernel_fd < 0) {
 		snprintf(err, len, "start failed: vmlinux: copying it: %s",
 			 strerror(errno));

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "common/loop.h"
+#include "config/gather.h"
 #include "config/vmconfig.h"
 #include "config/vmfiles.h"
 #include "privsep/privsep.h"
@@ -25,6 +26,7 @@
 
 struct addrtable;
 struct mlink;
+struct mload;
 struct mvm;
 
 /* One process of a VM, watched through its pidfd. */
@@ -74,6 +76,10 @@ struct monitor {
 	struct loop_source signals;
 	struct vmconfig_roots roots;
 	const char *state_dir;
+	/* How VM directories are gathered: roots, state dir, allowed block
+	 * devices, host limits (config/gather.h). */
+	struct gather_policy gather;
+	struct mload *loads;     /* gatherings in progress */
 	enum vmm_accel accel;
 	const char *accel_why;
 	bool use_syslog;

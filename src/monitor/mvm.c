@@ -16,7 +16,6 @@
 #include "common/log.h"
 #include "config/vmjson.h"
 #include "monitor/enginep.h"
-#include "monitor/mgather.h"
 #include "monitor/mlaunch.h"
 #include "monitor/netlinks.h"
 #include "monitor/record.h"
@@ -54,7 +53,7 @@ struct mvm *mvm_find(struct monitor *m, const char *name, bool create)
 	}
 	vm->m = m;
 	snprintf(vm->name, sizeof vm->name, "%s", name);
-	vm->files = (struct vm_files){ .kernel_fd = -1 };
+	vm_files_init(&vm->files);
 	vm->qemu.src.fd = -1;
 	for (int i = 0; i < RUN_FDS; i++)
 		vm->fds[i] = -1;
@@ -76,15 +75,110 @@ bool mvm_dir_exists(struct monitor *m, const char *name)
 	return found;
 }
 
-/* --- load --- */
+/* --- load: a gathering in a child, as the directory's owner --- */
+
+/* One gathering in progress: the child's socket and its deadline. */
+struct mload {
+	struct mload *next;
+	struct monitor *m;
+	uint32_t seq;
+	char name[VMCONFIG_NAME_MAX + 1];
+	bool keep;
+	struct gather_child child;
+	struct loop_source sock;
+	struct loop_source deadline;
+	struct diags diags;
+};
+
+static void mvm_load_free(struct mload *l)
+{
+	struct mload **pp;
+
+	for (pp = &l->m->loads; *pp; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	if (l->sock.fd >= 0)
+		loop_del(&l->m->loop, &l->sock);
+	if (l->deadline.fd >= 0) {
+		loop_del(&l->m->loop, &l->deadline);
+		close(l->deadline.fd);
+	}
+	diags_free(&l->diags);
+	free(l);
+}
+
+static void mvm_load_invalid(struct monitor *m, uint32_t seq, const char *name,
+			     const struct diags *diags)
+{
+	engine_send(m, PS_LOADED, seq, json_pack("{s:s,s:b,s:s,s:o}",
+		"name", name, "ok", 0, "error", "invalid configuration",
+		"diagnostics", vmjson_diags(diags)), NULL, 0);
+}
+
+/* The gathering is over: answer, and hold the files for a launch. */
+static void mvm_load_done(struct mload *l, int status, struct vm_files *files)
+{
+	struct monitor *m = l->m;
+	struct mvm *vm;
+	json_t *o;
+
+	if (status != GATHER_VALID) {
+		mvm_load_invalid(m, l->seq, l->name, &l->diags);
+		return;
+	}
+	o = json_pack("{s:s,s:b,s:o,s:o}", "name", l->name, "ok", 1,
+		      "config", vmjson_config(files->cfg),
+		      "links", netlinks_ids(m, files->cfg));
+	vm = l->keep ? mvm_find(m, l->name, true) : NULL;
+	if (vm && !vm->launched) {
+		/* A newer gathering replaces an older one. */
+		vm_files_release(&vm->files);
+		vm->files = *files;
+		vm->held = true;
+	} else {
+		vm_files_release(files);
+	}
+	engine_send(m, PS_LOADED, l->seq, o, NULL, 0);
+}
+
+static void mvm_load_ready(struct loop_source *src, uint32_t events)
+{
+	struct mload *l = src->arg;
+	struct vm_files files;
+	int r;
+
+	vm_files_init(&files);
+	r = gather_collect(&l->child, &files, &l->diags);
+	if (r == GATHER_PENDING)
+		return;
+	/* gather_collect closed the socket: no longer ours to watch. */
+	l->sock.fd = -1;
+	mvm_load_done(l, r < 0 ? GATHER_INVALID : r, &files);
+	mvm_load_free(l);
+}
+
+static void mvm_load_deadline(struct loop_source *src, uint32_t events)
+{
+	struct mload *l = src->arg;
+
+	loop_del(&l->m->loop, &l->sock);
+	l->sock.fd = -1;
+	gather_cancel(&l->child);
+	diags_add(&l->diags, DIAG_ERROR, l->name, ".",
+		  "gathering it took longer than %d s (a directory on a stalled filesystem?)",
+		  GATHER_TIMEOUT_MS / 1000);
+	mvm_load_invalid(l->m, l->seq, l->name, &l->diags);
+	mvm_load_free(l);
+}
 
 void mvm_load(struct monitor *m, uint32_t seq, const char *name, bool keep)
 {
-	struct vm_files files = { .kernel_fd = -1 };
-	struct diags diags;
-	struct mvm *vm;
-	json_t *o;
+	struct mload *l;
 	char *err = NULL;
+	int r;
 
 	if (!mvm_dir_exists(m, name)) {
 		if (asprintf(&err, "unknown VM %s: %s/%s: no such VM directory",
@@ -97,28 +191,56 @@ void mvm_load(struct monitor *m, uint32_t seq, const char *name, bool keep)
 		free(err);
 		return;
 	}
-	diags_init(&diags);
-	if (mgather(m, name, keep, &files, &diags) < 0) {
-		engine_send(m, PS_LOADED, seq, json_pack("{s:s,s:b,s:s,s:o}",
-			"name", name, "ok", 0, "error", "invalid configuration",
-			"diagnostics", vmjson_diags(&diags)), NULL, 0);
-		diags_free(&diags);
+	l = calloc(1, sizeof *l);
+	if (!l) {
+		engine_send(m, PS_LOADED, seq, json_pack("{s:s,s:b,s:s,s:[]}",
+			"name", name, "ok", 0, "error", strerror(errno),
+			"diagnostics"), NULL, 0);
 		return;
 	}
-	diags_free(&diags);
-	o = json_pack("{s:s,s:b,s:o,s:o}", "name", name, "ok", 1,
-		      "config", vmjson_config(files.cfg),
-		      "links", netlinks_ids(m, files.cfg));
-	vm = keep ? mvm_find(m, name, true) : NULL;
-	if (vm && !vm->launched) {
-		/* A newer gathering replaces an older one. */
-		vm_files_release(&vm->files);
-		vm->files = files;
-		vm->held = true;
-	} else {
-		vm_files_release(&files);
+	l->m = m;
+	l->seq = seq;
+	l->keep = keep;
+	snprintf(l->name, sizeof l->name, "%s", name);
+	l->sock.fd = l->deadline.fd = -1;
+	diags_init(&l->diags);
+	l->next = m->loads;
+	m->loads = l;
+	r = gather_spawn(&m->gather, name, &l->child, &l->diags);
+	if (r != GATHER_PENDING) {
+		if (r < 0)
+			diags_add(&l->diags, DIAG_ERROR, name, ".",
+				  "gathering it: %s", strerror(errno));
+		mvm_load_invalid(m, seq, name, &l->diags);
+		mvm_load_free(l);
+		return;
 	}
-	engine_send(m, PS_LOADED, seq, o, NULL, 0);
+	l->sock = (struct loop_source){ l->child.sock, mvm_load_ready, l };
+	l->deadline = (struct loop_source){ loop_timer_new(), mvm_load_deadline, l };
+	if (loop_add(&m->loop, &l->sock, EPOLLIN) < 0 || l->deadline.fd < 0 ||
+	    loop_add(&m->loop, &l->deadline, EPOLLIN) < 0 ||
+	    loop_timer_arm(l->deadline.fd, GATHER_TIMEOUT_MS) < 0) {
+		loop_del(&m->loop, &l->sock);
+		l->sock.fd = -1;
+		gather_cancel(&l->child);
+		diags_add(&l->diags, DIAG_ERROR, name, ".", "gathering it: %s",
+			  strerror(errno));
+		mvm_load_invalid(m, seq, name, &l->diags);
+		mvm_load_free(l);
+	}
+}
+
+/* Exit: stop every gathering. */
+static void mvm_loads_free(struct monitor *m)
+{
+	while (m->loads) {
+		struct mload *l = m->loads;
+
+		loop_del(&m->loop, &l->sock);
+		l->sock.fd = -1;
+		gather_cancel(&l->child);
+		mvm_load_free(l);
+	}
 }
 
 void mvm_release(struct monitor *m, const char *name)
@@ -367,6 +489,7 @@ void mvm_free_all(struct monitor *m, bool kill)
 {
 	struct mvm *vm;
 
+	mvm_loads_free(m);
 	while ((vm = m->vms)) {
 		m->vms = vm->next;
 		if (kill) {

@@ -33,7 +33,9 @@
 static const char usage[] =
 	"usage: vmhostd --config-root DIR --state-dir DIR [--data-root DIR]\n"
 	"               [--accel auto|kvm|tcg] [--uid-base N] [--engine-uid N]\n"
-	"               [--foreground] [--link-prefix PREFIX]\n";
+	"               [--foreground] [--link-prefix PREFIX]\n"
+	"               [--allow-block-device PATH]... [--max-memory SIZE]\n"
+	"               [--max-cpus N]\n";
 
 /* SIGTERM/SIGINT: every VM powered off, then exit; a second one forces.
  * SIGHUP: re-execute the binary on disk, keeping every VM. */
@@ -126,6 +128,48 @@ static int monitor_engine_uid(struct monitor *m, const char *arg)
 		return -1;
 	m->engine_uid = (uid_t)v;
 	return 0;
+}
+
+/* --allow-block-device, --max-memory, --max-cpus; 2 on a bad value. */
+static int monitor_gather_option(struct monitor *m, int opt, const char *arg)
+{
+	const char *why = NULL;
+	int r;
+
+	switch (opt) {
+	case 'b':
+		r = gather_allow_block_device(&m->gather, arg);
+		why = r < 0 && errno == ENOTBLK ? "not a block device" :
+		      strerror(errno);
+		break;
+	case 'm':
+		r = hostlimits_set_memory(&m->gather.limits, arg, &why);
+		break;
+	default:
+		r = hostlimits_set_cpus(&m->gather.limits, arg, &why);
+		break;
+	}
+	if (r < 0) {
+		fprintf(stderr, "vmhostd: --%s %s: %s\n", opt == 'b' ?
+			"allow-block-device" : opt == 'm' ? "max-memory" :
+			"max-cpus", arg, why);
+		return 2;
+	}
+	return 0;
+}
+
+/* What a VM may ask for and use, for the log. */
+static void monitor_log_policy(const struct monitor *m)
+{
+	const struct gather_policy *p = &m->gather;
+
+	daemon_log("a VM may have at most %llu MiB of memory (%s) and %u CPUs (%s)",
+		   (unsigned long long)(p->limits.max_memory >> 20),
+		   p->limits.memory_set ? "--max-memory" :
+		   "host RAM less a reserve", p->limits.max_cpus,
+		   p->limits.cpus_set ? "--max-cpus" : "host CPUs");
+	daemon_log("block devices allowed as disks: %zu (--allow-block-device)",
+		   p->block_device_count);
 }
 
 /* Set up: keep only the capabilities VMs need from now on. */
@@ -240,6 +284,9 @@ int main(int argc, char **argv)
 		{ "engine-uid", required_argument, NULL, 'e' },
 		{ "link-prefix", required_argument, NULL, 'l' },
 		{ "handover", required_argument, NULL, 'H' },
+		{ "allow-block-device", required_argument, NULL, 'b' },
+		{ "max-memory", required_argument, NULL, 'm' },
+		{ "max-cpus", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -264,6 +311,10 @@ int main(int argc, char **argv)
 	if (!m.argv)
 		return 1;
 	argv = m.argv;
+	if (gather_policy_init(&m.gather) < 0) {
+		fprintf(stderr, "vmhostd: /proc/meminfo: %s\n", strerror(errno));
+		return 1;
+	}
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': m.roots.config_root = optarg; break;
@@ -275,6 +326,10 @@ int main(int argc, char **argv)
 		case 'e': engine_uid = optarg; break;
 		case 'l': m.link_prefix = optarg; break;
 		case 'H': handover = atoi(optarg); break;
+		case 'b': case 'm': case 'p':
+			if (monitor_gather_option(&m, opt, optarg))
+				return 2;
+			break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -283,6 +338,8 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
+	m.gather.roots = m.roots;
+	m.gather.state_dir = m.state_dir;
 	if (vmm_accel_resolve(accel, &m.accel, &m.accel_why) < 0) {
 		fprintf(stderr, "vmhostd: --accel %s: use auto, kvm or tcg\n", accel);
 		return 2;
@@ -360,6 +417,7 @@ int main(int argc, char **argv)
 			   (unsigned int)m.uid_base, (unsigned int)m.engine_uid);
 	else
 		daemon_log("not root: QEMU and the engine run as the daemon's own user");
+	monitor_log_policy(&m);
 	/* Before any request is served: a VM must never run twice. */
 	if (handover >= 0)
 		handover_adopt(&m);
@@ -398,5 +456,6 @@ out_loop:
 	loop_fini(&m.loop);
 out:
 	close(m.lock_fd);
+	gather_policy_free(&m.gather);
 	return status;
 }

@@ -158,78 +158,48 @@ err:
 	return -1;
 }
 
-int virtiofsd_open_source(const char *dir)
-{
-	char link[64], got[PATH_MAX];
-	ssize_t n;
-	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-	n = readlink(link, got, sizeof got);
-	if (n < 0 || (size_t)n >= sizeof got || (size_t)n != strlen(dir) ||
-	    memcmp(got, dir, (size_t)n)) {
-		close(fd);
-		errno = ESTALE;
-		return -1;
-	}
-	return fd;
-}
-
 struct virtiofsd_pin {
-	const char *source;
+	int tree;        /* a detached clone of the share's mount tree */
 	const char *at;
-	dev_t dev;       /* of the checked fd */
-	ino_t ino;
 };
 
 /* In the child, as root: a mount namespace of its own (private, so
  * nothing propagates back) with the pinned directory at pin_at.  The
- * kernel binds only mounts of the caller's namespace, so the directory is
- * opened again in the new one, and must be the inode checked before. */
+ * directory is the clone open_tree made of the checked fd in the parent:
+ * nothing is looked up by path again. */
 static int virtiofsd_pin_setup(void *arg)
 {
 	const struct virtiofsd_pin *p = arg;
-	char from[32] = "/proc/self/fd/", digits[12];
-	struct stat st;
-	int fd, n = 0, len = (int)strlen(from);
 
 	if (unshare(CLONE_NEWNS) < 0 ||
 	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return -1;
-	fd = open(p->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) < 0 || st.st_dev != p->dev || st.st_ino != p->ino) {
-		errno = ESTALE;
-		return -1;
-	}
-	/* snprintf is not async-signal-safe. */
-	for (int v = fd; v || !n; v /= 10)
-		digits[n++] = (char)('0' + v % 10);
-	while (n)
-		from[len++] = digits[--n];
-	from[len] = '\0';
-	return mount(from, p->at, NULL, MS_BIND | MS_REC, NULL);
+	return move_mount(p->tree, "", AT_FDCWD, p->at,
+			  MOVE_MOUNT_F_EMPTY_PATH);
 }
 
 int virtiofsd_spawn(const struct virtiofsd_opts *o, int log_fd,
 		    pid_t *pid, int *pidfd)
 {
-	struct virtiofsd_pin pin = { .source = o->source, .at = o->pin_at };
-	struct stat st;
+	struct virtiofsd_pin pin = { .tree = -1, .at = o->pin_at };
 	char **argv;
 	int rc, saved;
 
-	if (virtiofsd_pinned(o)) {
-		if (fstat(o->source_fd, &st) < 0)
-			return -1;
-		pin.dev = st.st_dev;
-		pin.ino = st.st_ino;
-	}
 	if (virtiofsd_argv(o, &argv) < 0)
 		return -1;
+	/* The share as a detached mount tree, cloned from the fd: what the
+	 * child mounts is this very directory. */
+	if (virtiofsd_pinned(o)) {
+		pin.tree = open_tree(o->source_fd, "", OPEN_TREE_CLONE |
+				     OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+				     AT_RECURSIVE);
+		if (pin.tree < 0) {
+			saved = errno;
+			virtiofsd_argv_free(argv);
+			errno = saved;
+			return -1;
+		}
+	}
 	struct spawn_opts so = {
 		.path = argv[0],
 		.argv = argv,
@@ -242,6 +212,8 @@ int virtiofsd_spawn(const struct virtiofsd_opts *o, int log_fd,
 	rc = spawn(&so, pid, pidfd);
 	saved = errno;
 	virtiofsd_argv_free(argv);
+	if (pin.tree >= 0)
+		close(pin.tree);
 	errno = saved;
 	return rc;
 }

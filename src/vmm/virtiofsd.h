@@ -32,20 +32,16 @@ struct virtiofsd_opts {
 	int listen_fd;          /* from virtiofsd_sockets */
 	enum virtiofsd_sandbox sandbox;
 	const char *binary;     /* NULL: VIRTIOFSD_PATH */
-	/* Pinning (namespace sandbox only): > 2, the fd of source from
-	 * virtiofsd_open_source; virtiofsd then gets a private mount
-	 * namespace where that very directory (same inode, else ESTALE) is
-	 * bind-mounted at pin_at (an empty directory only root can change)
-	 * and serves pin_at, so nobody can swap source between the check and
+	/* Pinning (namespace sandbox only): > 2, an fd of the share's
+	 * directory, as the gatherer opened and checked it (config/
+	 * gather.h); virtiofsd then gets a private mount namespace where a
+	 * clone of that very directory (open_tree, no path looked up again)
+	 * is mounted at pin_at (an empty directory only root can change) and
+	 * serves pin_at, so nobody can swap the share between the check and
 	 * virtiofsd's own mount.  0: serve source by path. */
 	int source_fd;
 	const char *pin_at;
 };
-
-/* Open dir (absolute, resolved: no symlinks, no "..") as an O_PATH fd,
- * O_CLOEXEC, and check that the fd is dir, i.e. no component was swapped
- * for a symlink since it was resolved: -1 with errno ESTALE if it was. */
-int virtiofsd_open_source(const char *dir);
 
 /* Make the socket pair described above at tmp_path (which must not exist;
  * it is gone again on return).  Both fds O_CLOEXEC.  -1/errno on failure. */
