@@ -96,7 +96,7 @@ def refused(d, name, line, *check_args):
     assert lines[:-1] == c.stderr.splitlines()
     rec = d.record(name)
     assert rec["state"] == "stopped" and rec["pid"] is None, rec
-    assert not descendants(d.proc.pid)
+    assert not d.vm_processes()
     d.assert_clean(name)
 
 
@@ -392,5 +392,5 @@ def test_link_swapped_during_providers_wait_is_never_opened(d, owner):
         ino.close()
         for n in ("swapapp", "swapnet"):
             d.vm("stop", "--force", n)
-    wait_until(lambda: not descendants(d.proc.pid), 30, "nothing left running")
+    wait_until(lambda: not d.vm_processes(), 30, "nothing left running")
     d.assert_clean()

@@ -921,6 +921,22 @@ int gather_collect(struct gather_child *child, struct vm_files *files,
 	return files->cfg ? GATHER_VALID : GATHER_INVALID;
 }
 
+void gather_timed_out(struct gather_child *child, struct diags *diags)
+{
+	struct gather_item it;
+
+	if (!child->run)
+		return;
+	memset(&it, 0, sizeof(it));
+	vm_files_init(&it.files);
+	diags_init(&it.diags);
+	gather_run_reap(child->run);
+	gather_run_failed(child->run, &it, ETIMEDOUT);
+	diags_append(diags, &it.diags);
+	diags_free(&it.diags);
+	gather_cancel(child);
+}
+
 void gather_cancel(struct gather_child *child)
 {
 	if (!child->run)

@@ -109,5 +109,8 @@ int gather_collect(struct gather_child *child, struct vm_files *files,
 		   struct diags *diags);
 /* Kill the child (SIGKILL), reap it, close everything. */
 void gather_cancel(struct gather_child *child);
+/* The caller's deadline passed: cancel, and say so in diags exactly as
+ * the synchronous calls do. */
+void gather_timed_out(struct gather_child *child, struct diags *diags);
 
 #endif

@@ -166,10 +166,7 @@ static void mvm_load_deadline(struct loop_source *src, uint32_t events)
 
 	loop_del(&l->m->loop, &l->sock);
 	l->sock.fd = -1;
-	gather_cancel(&l->child);
-	diags_add(&l->diags, DIAG_ERROR, l->name, ".",
-		  "gathering it took longer than %d s (a directory on a stalled filesystem?)",
-		  GATHER_TIMEOUT_MS / 1000);
+	gather_timed_out(&l->child, &l->diags);
 	mvm_load_invalid(l->m, l->seq, l->name, &l->diags);
 	mvm_load_free(l);
 }
