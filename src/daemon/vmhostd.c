@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/version.h"
 #include "daemon/daemon.h"
 #include "daemon/links.h"
 #include "daemon/privileges.h"
@@ -27,7 +28,8 @@
 static const char usage[] =
 	"usage: vmhostd --config-root DIR --state-dir DIR [--data-root DIR]\n"
 	"               [--accel auto|kvm|tcg] [--uid-base N] [--foreground]\n"
-	"               [--link-prefix PREFIX]\n";
+	"               [--link-prefix PREFIX]\n"
+	"       vmhostd --version\n";
 
 void daemon_log(const char *fmt, ...)
 {
@@ -181,6 +183,7 @@ int main(int argc, char **argv)
 		{ "uid-base", required_argument, NULL, 'u' },
 		{ "link-prefix", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	struct daemon d = { .link_prefix = IFNAME_DEFAULT_PREFIX };
@@ -200,6 +203,7 @@ int main(int argc, char **argv)
 		case 'u': uid_base = optarg; break;
 		case 'l': d.link_prefix = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
+		case 'V': printf("vmhostd (vmhost) %s\n", VMHOST_VERSION); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
 	}
