@@ -11,6 +11,7 @@ one in the list (its Depends, followed), or be part of every Debian
 system (Essential or Priority required).  A program that is not
 installed here fails the test too: it could not have been checked."""
 import ast
+import functools
 import os
 import pathlib
 import re
@@ -172,6 +173,7 @@ def resolve(word, builtins):
     return shutil.which(word)
 
 
+@functools.lru_cache(maxsize=None)
 def owner(path):
     """The installed package that ships path (merged-/usr aware)."""
     real = os.path.realpath(path)
@@ -189,6 +191,7 @@ def owner(path):
     return None
 
 
+@functools.lru_cache(maxsize=None)
 def installed_packages():
     out = subprocess.run(
         ["dpkg-query", "-W", "-f",
@@ -236,6 +239,7 @@ def listed_packages():
     return r.stdout.split()
 
 
+@functools.lru_cache(maxsize=None)
 def programs():
     """{program path: [source files that run it]}"""
     builtins = shell_builtins()
