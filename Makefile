@@ -8,7 +8,7 @@ PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 MESON_SETUP = meson setup --werror --prefix=$(PREFIX)
 
-.PHONY: all asan guest check test demo bench fuzz install clean deps deb
+.PHONY: all asan guest check check-deb test demo bench fuzz install clean deps deb
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -51,6 +51,12 @@ fuzz:
 # checked with lintian (scripts/deb.sh).
 deb:
 	scripts/deb.sh $(BUILD)
+
+# The package installed with dpkg -i, the demo run from the installed
+# paths, then purged (tests/test_deb.py): not part of make check, since it
+# installs system-wide; CI runs it after make check.
+check-deb: deb guest
+	VMHOST_TEST_DEB=1 $(PYTEST) -ra tests/test_deb.py
 
 install: all
 	meson configure -Dprefix=$(PREFIX) $(BUILD)

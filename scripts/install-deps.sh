@@ -28,8 +28,9 @@ packages=(
 	# benchmarks: iperf3, also copied into the guest images
 	iperf3
 	# make deb: dpkg-buildpackage, dh, lintian; bash-completion's pkg-config
-	# file says where completions go; systemd-analyze checks the unit
-	dpkg-dev debhelper lintian bash-completion systemd
+	# file says where completions go; make check-deb: systemd-analyze
+	# checks the unit, s6 runs the s6 example, man finds the pages
+	dpkg-dev debhelper lintian bash-completion systemd s6 man-db
 )
 
 if [ "${1:-}" = --list ]; then
