@@ -55,8 +55,11 @@ else
 fi
 cc=${CC_FUZZ:-clang}
 
-# The libraries meson.build declares, for whatever the targets pull in.
-deps=$(sed -n "s/.*dependency('\([^']*\)').*/\1/p" "$root"/meson.build | sort -u)
+# The libraries the meson.build files declare (those pkg-config knows),
+# for whatever the targets pull in.
+deps=$(find "$root" -name meson.build -not -path "$root/build*" -exec \
+	sed -n "s/.*dependency('\([^']*\)'.*/\1/p" {} + | sort -u |
+	while read -r dep; do if pkg-config --exists "$dep"; then echo "$dep"; fi; done)
 # shellcheck disable=SC2086
 libs=$(pkg-config --libs $deps)
 # shellcheck disable=SC2086
