@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import time
@@ -105,6 +106,39 @@ def test_console_on_a_terminal(daemon):
     finally:
         term.close()
         d.vm("stop", "--force", "tt")
+
+
+def test_console_gives_the_terminal_back(daemon):
+    """However the session ends without Ctrl-]: the VM stops under it, or
+    vm is told to terminate; either way the terminal is as it was."""
+    d = daemon
+    boot(d, "tb")
+    env = {"VMHOST_STATE_DIR": str(d.state)}
+    term = Tmux(f"{VM} console tb", env)
+    try:
+        term.wait("Connected to tb")
+        assert "-icanon" in term.tty_modes()
+        assert d.vm("stop", "--force", "tb").returncode == 0
+        screen = term.wait("console-exit-")
+        assert "console-exit-0" in screen and "Detached from tb" in screen, screen
+        assert {"icanon", "echo", "isig"} <= term.tty_modes()
+    finally:
+        term.close()
+    assert d.vm("start", "tb").returncode == 0
+    d.wait_serial("tb", READY)
+    term = Tmux(f"{VM} console tb", env)
+    try:
+        term.wait("Connected to tb")
+        assert "-icanon" in term.tty_modes()
+        pids = subprocess.run(["pgrep", "-f", f"^{VM} console tb$"], capture_output=True,
+                              text=True).stdout.split()
+        assert len(pids) == 1, pids
+        os.kill(int(pids[0]), signal.SIGTERM)
+        term.wait("console-exit-")
+        assert {"icanon", "echo", "isig"} <= term.tty_modes(), "left in raw mode"
+    finally:
+        term.close()
+        d.vm("stop", "--force", "tb")
 
 
 def test_log_follow_across_start_and_restart(daemon):
