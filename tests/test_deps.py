@@ -52,12 +52,18 @@ def shell_builtins():
 
 def logical_lines(text, makefile):
     """Lines of shell (recipe lines only for a Makefile), continuations
-    joined, here-document bodies dropped."""
-    lines, heredoc, acc = [], None, ""
+    joined, here-document bodies and multi-line array literals dropped."""
+    lines, heredoc, array, acc = [], None, False, ""
     for raw in text.splitlines():
         if heredoc:
             if raw.strip() == heredoc:
                 heredoc = None
+            continue
+        if array:               # the words of `name=(` ... `)`: data
+            array = raw.strip() != ")"
+            continue
+        if re.fullmatch(r"\s*\w+=\(\s*", raw):
+            array = True
             continue
         if makefile:
             m = re.match(r"^\w+\s*[?:]?=\s*(.*)", raw)
