@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Install the Debian packages vmhost needs to build, test and run.
-# Idempotent: apt-get runs only when something is missing.
+# Install the Debian packages every make target needs on a fresh Debian 12
+# (build, guest kit, tests, fuzzing, demo, bench, deb).  Idempotent:
+# apt-get runs only when something is missing.  tests/test_deps.py checks
+# that every program the scripts and tests run comes from this list.
+#
+# usage: scripts/install-deps.sh [--list]   (--list: print the names only)
 set -euo pipefail
 
 packages=(
@@ -12,13 +16,27 @@ packages=(
 	# guest kit: kernel source and its build tools, images
 	linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils
 	busybox-static e2fsprogs fdisk nftables
-	# tests
-	python3-pytest iproute2 procps psmisc socat
-	# leak checks (tests/test_valgrind.py); clang above also builds make fuzz
+	# tests; tmux gives `vm console` a real terminal
+	python3-pytest iproute2 procps psmisc socat tmux
+	# leak checks (tests/test_valgrind.py)
 	valgrind
+	# fuzzing (make fuzz, the smoke in make check): clang's libFuzzer
+	# runtime is only a Recommends of clang
+	libclang-rt-14-dev
+	# make demo (scripts/demo.sh reads vm list --json)
+	jq
 	# benchmarks: iperf3, also copied into the guest images
 	iperf3
+	# make deb: dpkg-buildpackage, dh, lintian; bash-completion's pkg-config
+	# file says where completions go; make check-deb: systemd-analyze
+	# checks the unit, s6 runs the s6 example, man finds the pages
+	dpkg-dev debhelper lintian bash-completion systemd s6 man-db
 )
+
+if [ "${1:-}" = --list ]; then
+	printf '%s\n' "${packages[@]}"
+	exit 0
+fi
 
 missing=()
 for p in "${packages[@]}"; do

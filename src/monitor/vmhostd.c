@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/version.h"
 #include "engine/engine.h"
 #include "monitor/enginep.h"
 #include "monitor/handover.h"
@@ -35,7 +36,8 @@ static const char usage[] =
 	"               [--accel auto|kvm|tcg] [--uid-base N] [--engine-uid N]\n"
 	"               [--foreground] [--link-prefix PREFIX]\n"
 	"               [--allow-block-device PATH]... [--max-memory SIZE]\n"
-	"               [--max-cpus N]\n";
+	"               [--max-cpus N]\n"
+	"       vmhostd --version\n";
 
 /* SIGTERM/SIGINT: every VM powered off, then exit; a second one forces.
  * SIGHUP: re-execute the binary on disk, keeping every VM. */
@@ -288,6 +290,7 @@ int main(int argc, char **argv)
 		{ "max-memory", required_argument, NULL, 'm' },
 		{ "max-cpus", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	static struct monitor m = {
@@ -331,6 +334,7 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case 'h': fputs(usage, stdout); return 0;
+		case 'V': printf("vmhostd (vmhost) %s\n", VMHOST_VERSION); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
 	}
