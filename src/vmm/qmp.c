@@ -191,6 +191,8 @@ int qmp_pop(struct qmp_codec *c, struct qmp_msg *m)
 		errno = EMSGSIZE;
 		return -1;
 	}
+	if (!c->len)
+		return 0;
 	for (;;) {
 		char *line = c->buf + c->off;
 
