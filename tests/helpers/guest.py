@@ -27,9 +27,11 @@ def wait_for(pred, timeout, what, interval=0.05):
 class Guest:
     """One QEMU process and its virtiofsds; always call close()."""
 
-    def __init__(self, workdir, kernel, image, shares=None, extra=(), memfd=False):
+    def __init__(self, workdir, kernel, image, shares=None, extra=(), memfd=False,
+                 pass_fds=()):
         """memfd: guest RAM in a shareable memfd even without shares (for
-        other vhost-user backends, such as vmhost-vsock)."""
+        other vhost-user backends, such as vmhost-vsock); pass_fds: fds
+        QEMU inherits (extra can name them, as -chardev socket,fd=N)."""
         self.dir = pathlib.Path(workdir)
         self.serial = self.dir / "serial.log"
         self.hvc_path = self.dir / "hvc0.sock"
@@ -53,7 +55,8 @@ class Guest:
             argv += list(extra)
             self.qemu_log = open(self.dir / "qemu.log", "wb")
             self.qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                         stdout=self.qemu_log, stderr=subprocess.STDOUT)
+                                         stdout=self.qemu_log, stderr=subprocess.STDOUT,
+                                         pass_fds=tuple(pass_fds))
             self.procs.append(self.qemu)
             wait_for(lambda: self.hvc_path.exists() or self.qemu.poll() is not None,
                      10, "QEMU sockets")
