@@ -18,6 +18,9 @@ packages=(
 	valgrind
 	# benchmarks: iperf3, also copied into the guest images
 	iperf3
+	# Wayland (docs/wayland.md): the guest end and demo clients copied into
+	# appvm.img, headless weston and screenshots for the tests
+	waypipe wayland-utils weston python3-pil
 )
 
 missing=()
