@@ -730,7 +730,7 @@ def bench_wayland(tmp, seconds=10, rounds=2):
     frame callback; its output has one line per presented frame.  Rounds
     alternate host-direct and through-the-VM runs of `seconds` each on one
     headless weston (pixman), so both see the same compositor and load."""
-    from helpers.wayland import WaylandVM, Weston, rss_kib as rss
+    from helpers.wayland import WaylandVM, Weston
     for tool in ("weston", "waypipe", "weston-presentation-shm"):
         if subprocess.run(["which", tool], capture_output=True).returncode:
             raise NotMeasured(f"{tool} is not installed (make deps)")
@@ -738,7 +738,7 @@ def bench_wayland(tmp, seconds=10, rounds=2):
     vm = None
     try:
         vm = WaylandVM(tmp / "wayland-vm", GUEST, weston)
-        idle_rss = rss(vm.backend.pid)
+        idle_rss = rss_kib(vm.backend.pid)
         direct, through, peak_rss = [], [], idle_rss
         for r in range(rounds):
             for side in (("direct", "vm") if r % 2 == 0 else ("vm", "direct")):
@@ -752,7 +752,7 @@ def bench_wayland(tmp, seconds=10, rounds=2):
                     before = vm.backend_stats()["to_host"]
                     out = vm.guest.run(f"timeout -s TERM {seconds} weston-presentation-shm "
                                        f"2>/dev/null | grep -c ': f2c'", timeout=seconds + 60)
-                    peak_rss = max(peak_rss, rss(vm.backend.pid))
+                    peak_rss = max(peak_rss, rss_kib(vm.backend.pid))
                     through.append(int(out.split()[0]) / seconds)
                     mb = (vm.backend_stats()["to_host"] - before) / seconds / 2**20
         ratio = statistics.median(through) / statistics.median(direct)

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import time
 
+from helpers.daemon import descendants
 from helpers.guest import Guest, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
@@ -33,24 +34,6 @@ def rss_kib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def parent_pid(pid):
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def descends_from(pid, ancestor):
-    """Whether pid is ancestor or one of its descendants (waypipe's client
-    forks a process per application connection)."""
-    while pid and pid > 1:
-        if pid == ancestor:
-            return True
-        pid = parent_pid(pid)
-    return False
 
 
 def stop(proc, sig=signal.SIGTERM, timeout=10):
@@ -219,8 +202,10 @@ class WaylandVM:
 
     def owns(self, window):
         """Whether a window from Weston.windows() is this VM's: its client
-        is this VM's host end (or a process it forked)."""
-        return self.host_end is not None and descends_from(window[1], self.host_end.pid)
+        is this VM's host end or a process it forked (one per application)."""
+        if self.host_end is None or self.host_end.poll() is not None:
+            return False
+        return window[1] in [self.host_end.pid] + descendants(self.host_end.pid)
 
     def backend_text(self):
         return self.backend_log.read_text(errors="replace")
