@@ -206,6 +206,10 @@ static int vu_set_mem_table(struct vu_dev *d, struct vu_msg *m)
 	struct guestmem_desc desc[GUESTMEM_MAX_REGIONS];
 	uint32_t count;
 
+	/* The old table goes first: a refused one leaves none mapped. */
+	for (unsigned int i = 0; i < VU_RINGS; i++)
+		vring_unmap(&d->ring[i].ring);
+	guestmem_unmap(&d->mem);
 	if (m->size < 8) {
 		errno = EINVAL;
 		return -1;
@@ -218,9 +222,6 @@ static int vu_set_mem_table(struct vu_dev *d, struct vu_msg *m)
 	}
 	/* Layout per region: gpa, size, uva, mmap_offset, all u64. */
 	memcpy(desc, m->payload + 8, count * sizeof(desc[0]));
-	for (unsigned int i = 0; i < VU_RINGS; i++)
-		vring_unmap(&d->ring[i].ring);
-	guestmem_unmap(&d->mem);
 	if (guestmem_map(&d->mem, desc, m->fds, count) < 0)
 		return -1;
 	for (unsigned int i = 0; i < VU_RINGS; i++)
