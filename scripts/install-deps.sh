@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
 	# build
 	build-essential meson ninja-build pkg-config libjansson-dev libmnl-dev
-	libcmocka-dev clang musl-tools
+	libcmocka-dev clang musl-tools libseccomp-dev
 	# VMM
 	qemu-system-x86 qemu-system-common qemu-utils
 	# guest kit: kernel source and its build tools, images

@@ -58,6 +58,9 @@ def start_clients(vm, n, cmd="weston-simple-shm"):
 def test_wayland_info_and_window(weston, vms):
     vm = vms(weston)
     g = vm.guest
+    # The backend runs under its seccomp allow-list (src/vsock/sandbox.c).
+    status = open(f"/proc/{vm.backend.pid}/status").read()
+    assert "\nSeccomp:\t2\n" in status and "\nNoNewPrivs:\t1\n" in status
     assert "wayland on /run/user/0/wayland-0 through host vsock port 6000" in g.serial_text()
     # Shells on the console have the display.
     assert g.run("echo $XDG_RUNTIME_DIR $WAYLAND_DISPLAY") == "/run/user/0 wayland-0"

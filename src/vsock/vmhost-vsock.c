@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "vsock/sandbox.h"
 #include "vsock/vhostuser.h"
 #include "vsock/vsockdev.h"
 
@@ -354,6 +355,11 @@ int main(int argc, char **argv)
 		goto fail_epoll;
 	fprintf(stderr, "vmhost-vsock: %s: serving guest cid %" PRIu64 ", %s_PORT\n",
 		b.name, cfg.guest_cid, cfg.base);
+	/* Everything is open: from here on, the allow-list. */
+	if (vsock_sandbox() < 0) {
+		fprintf(stderr, "vmhost-vsock: %s: seccomp: %s\n", b.name, strerror(errno));
+		goto fail;
+	}
 	if (backend_loop(&b, sigfd) == 0)
 		rc = 0;
 	backend_stats(&b);
