@@ -64,6 +64,12 @@ for t in "${targets[@]}"; do
 		-artifact_prefix="$out/crashes/$t-" \
 		"$corpus" "$root/fuzz/corpus/$t" >"$log" 2>&1 || true
 	after=$(ls "$out/crashes" | grep -c "^$t-" || true)
+	# A target killed by a signal libFuzzer does not catch (SIGPIPE, say)
+	# leaves no crash file and no closing "Done" line: a finding too.
+	if ! grep -q '^Done [0-9]* runs' "$log" && [ "$after" -eq "$before" ]; then
+		echo "fuzz: $t ended without finishing (see $log)" >&2
+		after=$((after + 1))
+	fi
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
 	ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)

@@ -205,6 +205,27 @@ static void test_guest_shutdown(void **state)
 	close(host);
 }
 
+/* The host end goes away while the guest still sends: a reset, and no
+ * SIGPIPE (which would end this test). */
+static void test_host_gone(void **state)
+{
+	struct fx *f = *state;
+	struct vsock_hdr h;
+	uint32_t len;
+	bool rst = false;
+	int host = fx_connect(f, 1002, 65536);
+
+	close(host);
+	for (int i = 0; i < 2 && !rst; i++) {
+		assert_true(testdrv_send_op(&f->t, 1002, PORT, VSOCK_OP_RW, 0,
+					    "more", 4, 65536, 0));
+		run(f);
+		while (testdrv_recv(&f->t, &h, NULL, &len))
+			rst = rst || (h.op == VSOCK_OP_RST && h.dst_port == 1002);
+	}
+	assert_true(rst);
+}
+
 static void test_refusals(void **state)
 {
 	struct fx *f = *state;
@@ -450,6 +471,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_shutdown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_cap, setup_one, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_credit, setup, teardown),

@@ -260,7 +260,9 @@ static bool conn_flush(struct vsockdev *d, struct vsockdev_conn *c)
 			iov[1] = (struct iovec){ c->buf, c->buf_len - first };
 			n = 2;
 		}
-		w = writev(c->fd, iov, n);
+		/* No SIGPIPE for a host end that went away: an error. */
+		w = sendmsg(c->fd, &(struct msghdr){ .msg_iov = iov, .msg_iovlen = (size_t)n },
+			    MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && errno == EAGAIN)
