@@ -181,7 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 					     SOCK_NONBLOCK | SOCK_CLOEXEC);
 				if (fd >= 0) {
 					host[nhost++] = fd;
-					(void)!write(fd, data + i, n);
+					(void)!send(fd, data + i, n, MSG_NOSIGNAL);
 				}
 			}
 			i += n;
