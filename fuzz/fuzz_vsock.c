@@ -35,20 +35,30 @@
 #define MAX_CONNS 4
 #define MAX_HOST 8
 
+static char dir[80];
 static char base[96];
+static char sock_path[108];
 static int listener = -1;
+
+/* The private directory goes when the fuzzer exits. */
+static void fuzz_cleanup(void)
+{
+	unlink(sock_path);
+	rmdir(dir);
+}
 
 static void fuzz_init(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *tmp = getenv("FUZZ_TMPDIR");
-	char dir[80];
 
 	snprintf(dir, sizeof(dir), "%s/fuzz-vsock-XXXXXX", tmp ? tmp : "/dev/shm");
 	if (!mkdtemp(dir))
 		abort();
 	snprintf(base, sizeof(base), "%s/v", dir);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_1", base);
+	snprintf(sock_path, sizeof(sock_path), "%s_1", base);
+	strcpy(sa.sun_path, sock_path);
+	atexit(fuzz_cleanup);
 	listener = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (listener < 0 || bind(listener, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    listen(listener, 64) < 0)
