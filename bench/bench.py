@@ -13,6 +13,10 @@ Sections (run a subset by naming them):
   throughput      TCP app VM -> provider over their link, against two plain
                   QEMUs on a bridge in a private network namespace
   config_loading  vm check over 100, 1,000, 10,000 VM dirs
+  wayland         frames per second of a continuously redrawing shm client
+                  (weston-presentation-shm, 250x250) in a VM through
+                  vmhost-vsock and waypipe, against the same client run
+                  directly on the same headless weston
 """
 import argparse
 import contextlib
@@ -716,12 +720,67 @@ def bench_config_loading(tmp):
             "linear": growth < 2.0, "goal": GOALS["config_linear"]}
 
 
+# --- wayland (docs/wayland.md) -------------------------------------------
+
+FRAME_LINE = re.compile(rb"^\s*\d+: f2c", re.M)
+
+
+def bench_wayland(tmp, seconds=10, rounds=2):
+    """weston-presentation-shm redraws its 250x250 shm window on every
+    frame callback; its output has one line per presented frame.  Rounds
+    alternate host-direct and through-the-VM runs of `seconds` each on one
+    headless weston (pixman), so both see the same compositor and load."""
+    from helpers.wayland import WaylandVM, Weston
+    for tool in ("weston", "waypipe", "weston-presentation-shm"):
+        if subprocess.run(["which", tool], capture_output=True).returncode:
+            raise NotMeasured(f"{tool} is not installed (make deps)")
+    weston = Weston(tmp / "wayland-weston")
+    vm = None
+    try:
+        vm = WaylandVM(tmp / "wayland-vm", GUEST, weston)
+        idle_rss = rss_kib(vm.backend.pid)
+        direct, through, peak_rss = [], [], idle_rss
+        for r in range(rounds):
+            for side in (("direct", "vm") if r % 2 == 0 else ("vm", "direct")):
+                if side == "direct":
+                    p = weston.client(["timeout", "-s", "TERM", str(seconds),
+                                       "weston-presentation-shm"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                    out = p.communicate(timeout=seconds + 60)[0]
+                    direct.append(len(FRAME_LINE.findall(out)) / seconds)
+                else:
+                    before = vm.backend_stats()["to_host"]
+                    out = vm.guest.run(f"timeout -s TERM {seconds} weston-presentation-shm "
+                                       f"2>/dev/null | grep -c ': f2c'", timeout=seconds + 60)
+                    peak_rss = max(peak_rss, rss_kib(vm.backend.pid))
+                    through.append(int(out.split()[0]) / seconds)
+                    mb = (vm.backend_stats()["to_host"] - before) / seconds / 2**20
+        ratio = statistics.median(through) / statistics.median(direct)
+        return {
+            "rows": [{"path": "host, directly", "fps_runs": [round(x, 1) for x in direct],
+                      "fps_median": round(statistics.median(direct), 1)},
+                     {"path": "guest, vsock + waypipe", "fps_runs": [round(x, 1) for x in through],
+                      "fps_median": round(statistics.median(through), 1)}],
+            "fps_ratio_vm_over_direct": round(ratio, 2),
+            "guest_to_host_mib_per_s_last_vm_run": round(mb, 2),
+            "backend_rss_kib_idle": idle_rss,
+            "backend_rss_kib_peak_seen": peak_rss,
+            "client": "weston-presentation-shm (feedback mode), 250x250 XRGB8888 shm",
+            "compositor": "weston 10 headless, pixman renderer, 1024x768",
+        }
+    finally:
+        if vm is not None:
+            vm.close()
+        weston.close()
+
+
 # --quick: small counts for development, not for the record.
 QUICK = {
     "start_latency": {"runs": 2},
     "density": {"counts": (1, 3)},
     "control_plane": {"total": 20, "running": 2, "calls": 20},
     "throughput": {"seconds": 3, "rounds": 1},
+    "wayland": {"seconds": 3, "rounds": 1},
 }
 
 SECTIONS = {
@@ -730,6 +789,7 @@ SECTIONS = {
     "control_plane": bench_control_plane,
     "throughput": bench_throughput,
     "config_loading": bench_config_loading,
+    "wayland": bench_wayland,
 }
 
 
@@ -767,6 +827,8 @@ def headline(results):
         GOALS["throughput_ratio"], lambda v: v >= 0.95)
     add("config_loading", "vm check per-VM growth 100 -> 10,000", "per_vm_growth_100_to_10000",
         "< 2 (linear)", lambda v: v < 2)
+    add("wayland", "shm client fps through a VM / directly", "fps_ratio_vm_over_direct",
+        "-", None)
     return out
 
 

@@ -111,8 +111,34 @@ def vmwire():
     }
 
 
+def vsock():
+    def hdr(op, gport=1000, hport=1, length=0, flags=0, buf_alloc=4096, fwd=0, valid=True):
+        h = struct.pack("<QQIIIHHIII", 3, 2, gport, hport, length, 1, op, flags, buf_alloc, fwd)
+        if valid:  # fuzz_vsock.c fixes CIDs and type when byte 0 is odd
+            h = bytes([h[0] | 1]) + h[1:]
+        return h
+
+    def send(op, payload=b"", **kw):
+        return b"\x00" + hdr(op, length=len(payload), **kw) + bytes([len(payload)]) + payload
+
+    post, run, close = b"\x01\x20", b"\x07", b"\x06"
+    accept = lambda data: b"\x05" + bytes([len(data)]) + data
+    event = lambda slot, bits: b"\x04" + bytes([slot, bits])
+    stream = (b"\x02" + post + send(1) + run + accept(b"hello guest") + event(0, 1) + run +
+              send(5, b"hello host") + run + send(6, fwd=11) + send(7) + run +
+              close + event(0, 1 | 4) + run + send(4, flags=3) + run)
+    hostile = (b"\x01" + post + b"\x02\x03" + struct.pack("<QIHH", 0x100000, 44, 1, 3) +
+               b"\x03\x03\x00" + b"\x02\x05" + struct.pack("<QIHH", 0x10, 1 << 31, 4, 0) +
+               b"\x03\x05\x00" + b"\x03\xff\xff" + run)
+    flood = b"\x00" + post + send(1, buf_alloc=1) + run + b"".join(
+        send(5, b"x" * 200) for _ in range(30)) + run
+    return {"stream": stream, "hostile": hostile, "flood": flood,
+            "refused": b"\x03" + post + send(1, hport=7) + send(5, b"x") + send(1, valid=False) + run}
+
+
 for name, seeds in (("loader", loader()), ("control", control()),
-                    ("session", session()), ("qmp", qmp()), ("vmwire", vmwire())):
+                    ("session", session()), ("qmp", qmp()), ("vmwire", vmwire()),
+                    ("vsock", vsock())):
     d = HERE / "corpus" / name
     d.mkdir(parents=True, exist_ok=True)
     for k, v in seeds.items():

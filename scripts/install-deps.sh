@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(
 	# build
 	build-essential meson ninja-build pkg-config libjansson-dev libmnl-dev
-	libcmocka-dev clang musl-tools
+	libcmocka-dev clang musl-tools libseccomp-dev
 	# VMM
 	qemu-system-x86 qemu-system-common qemu-utils
 	# guest kit: kernel source and its build tools, images
@@ -31,6 +31,9 @@ packages=(
 	# file says where completions go; make check-deb: systemd-analyze
 	# checks the unit, s6 runs the s6 example, man finds the pages
 	dpkg-dev debhelper lintian bash-completion systemd s6 man-db
+	# Wayland (docs/wayland.md): the guest end and demo clients copied into
+	# appvm.img, headless weston and screenshots for the tests
+	waypipe wayland-utils weston python3-pil
 )
 
 if [ "${1:-}" = --list ]; then

@@ -282,6 +282,27 @@ static int qemu_args_nics(struct qemu_argv *a, const struct vmm_launch *l)
 	       ? -1 : 0;
 }
 
+static int qemu_args_vsock(struct qemu_argv *a, const struct vmm_launch *l)
+{
+	if (!l->vsock)
+		return 0;
+	if (l->vsock_fd < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* The guest CID is the backend's to give (GET_CONFIG). */
+	if (qemu_arg(a, "-chardev") ||
+	    qemu_arg(a, "socket,id=vsock,fd=%d", l->vsock_fd) ||
+	    qemu_arg(a, "-device") ||
+	    qemu_arg(a, "vhost-user-vsock-pci,id=vsock0,chardev=vsock"))
+		return -1;
+	if (!l->cfg->wayland)
+		return 0;
+	return qemu_arg(a, "-fw_cfg") ||
+	       qemu_arg(a, "name=opt/vmhost/wayland-port,string=%u",
+			VMM_WAYLAND_VSOCK_PORT) ? -1 : 0;
+}
+
 int vmm_argv(const struct vmm_launch *l, char ***argv)
 {
 	struct qemu_argv a = { 0 };
@@ -295,7 +316,8 @@ int vmm_argv(const struct vmm_launch *l, char ***argv)
 	 * placed after them in argv order (so disks enumerate in order). */
 	if (qemu_args_machine(&a, l) < 0 || qemu_args_hotplug(&a, l) < 0 ||
 	    qemu_args_chardevs(&a, l) < 0 || qemu_args_disks(&a, l) < 0 ||
-	    qemu_args_shares(&a, l) < 0 || qemu_args_nics(&a, l) < 0)
+	    qemu_args_shares(&a, l) < 0 || qemu_args_nics(&a, l) < 0 ||
+	    qemu_args_vsock(&a, l) < 0)
 		goto err;
 	*argv = a.v;
 	return 0;
@@ -309,7 +331,7 @@ err:
 int vmm_launch_fds(const struct vmm_launch *l, int **fds, size_t *count)
 {
 	const struct vm_config *c = l->cfg;
-	size_t n = 0, max = 4 + c->disk_count + c->share_count + l->nic_count;
+	size_t n = 0, max = 5 + c->disk_count + c->share_count + l->nic_count;
 	int *v = calloc(max, sizeof(*v));
 
 	if (!v)
@@ -324,6 +346,8 @@ int vmm_launch_fds(const struct vmm_launch *l, int **fds, size_t *count)
 		v[n++] = l->virtiofs_fds[i];
 	for (size_t i = 0; i < l->nic_count; i++)
 		v[n++] = l->nics[i].tap_fd;
+	if (l->vsock)
+		v[n++] = l->vsock_fd;
 	*fds = v;
 	*count = n;
 	return 0;

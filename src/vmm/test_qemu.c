@@ -293,6 +293,48 @@ static void test_refusals(void **state)
 	expect_einval(f);
 }
 
+static void test_vsock(void **state)
+{
+	struct fixture *f = *state;
+	char **argv;
+	int *fds;
+	size_t n;
+
+	/* Without the device: no vsock, no Wayland port, even with the flag. */
+	f->cfg.wayland = true;
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	for (int i = 0; argv[i]; i++) {
+		assert_null(strstr(argv[i], "vsock"));
+		assert_null(strstr(argv[i], "wayland"));
+	}
+	vmm_argv_free(argv);
+
+	f->l.vsock = true;
+	f->l.vsock_fd = 60;
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	argv_pair(argv, "-chardev", "socket,id=vsock,fd=60");
+	argv_pair(argv, "-device", "vhost-user-vsock-pci,id=vsock0,chardev=vsock");
+	argv_pair(argv, "-fw_cfg", "name=opt/vmhost/wayland-port,string=6000");
+	/* vhost-user needs shareable guest RAM, which every VM has. */
+	argv_pair(argv, "-object", "memory-backend-memfd,id=mem,size=512M,share=on");
+	vmm_argv_free(argv);
+	assert_int_equal(vmm_launch_fds(&f->l, &fds, &n), 0);
+	assert_int_equal(n, 4 + 3 + 2 + 2 + 1);
+	assert_int_equal(fds[11], 60);
+	free(fds);
+
+	/* The device without the flag: no Wayland port for the guest. */
+	f->cfg.wayland = false;
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	argv_pair(argv, "-device", "vhost-user-vsock-pci,id=vsock0,chardev=vsock");
+	for (int i = 0; argv[i]; i++)
+		assert_null(strstr(argv[i], "wayland"));
+	vmm_argv_free(argv);
+
+	f->l.vsock_fd = -1;
+	expect_einval(f);
+}
+
 static void test_launch_fds(void **state)
 {
 	struct fixture *f = *state;
@@ -343,6 +385,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_minimal, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_launch_fds, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_vsock, fixture_setup, fixture_teardown),
 		cmocka_unit_test(test_accel),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -55,7 +55,16 @@ struct vmm_launch {
 	const struct vmm_nic *nics;
 	size_t nic_count;
 	unsigned int hotplug_ports; /* free pcie-root-ports for provider links */
+	/* A vhost-user-vsock device served by the VM's vmhost-vsock
+	 * (src/vsock/, docs/wayland.md): vsock_fd is the connected socket.
+	 * With cfg->wayland the guest is told, over fw_cfg, the vsock port
+	 * of its Wayland host end. */
+	bool vsock;
+	int vsock_fd;
 };
+
+/* The host port (vmhost-vsock --port) a guest's Wayland end connects to. */
+#define VMM_WAYLAND_VSOCK_PORT 6000
 
 /* What the backend can do; the daemon reports what it had to leave out. */
 struct vmm_caps {
