@@ -7,13 +7,13 @@
 #include "common/loop.h"
 #include "engine/control.h"
 #include "engine/links.h"
-#include "engine/mon.h"
+#include "engine/monchan.h"
 #include "engine/vm.h"
 
 struct engine {
 	struct loop loop;
 	struct control control;
-	struct mon mon;            /* the channel to the monitor */
+	struct monchan mon;        /* the channel to the monitor */
 	struct vms vms;
 	struct links links;
 	const char *state_dir;     /* the same path as the monitor's */

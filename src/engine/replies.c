@@ -86,9 +86,9 @@ static void replies_info_gone(void *owner, struct client *c)
 	w->c = NULL;
 }
 
-static void replies_info_loaded(struct engine *e, struct mon_reply *r,
-				void *arg)
+static void replies_info_loaded(void *owner, struct mon_reply *r, void *arg)
 {
+	struct engine *e = owner;
 	struct info_wait *w = arg;
 	bool ok = json_is_true(json_object_get(r->json, "ok"));
 

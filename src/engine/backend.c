@@ -1,9 +1,10 @@
-/* The engine's channel to the monitor and the backend of its state
- * machine.  See mon.h. */
-#include "engine/mon.h"
+/* The monitor as the engine sees it: the state machine's backend
+ * (vm.h), what links need (links.h), and the messages the monitor sends
+ * on its own (a process exited, a run is gone, a VM handed over, ready,
+ * shut down).  See backend.h. */
+#include "engine/backend.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,215 +14,10 @@
 #include "common/log.h"
 #include "engine/engine.h"
 
-/* A message that arrived while a synchronous request waited. */
-struct mon_msg {
-	struct mon_msg *next;
-	uint32_t seq;
-	struct mon_reply r;
-};
-
-struct mon_wait {
-	struct mon_wait *next;
-	uint32_t seq;
-	mon_reply_fn *fn;
-	void *arg;
-};
-
-/* How long a synchronous request may wait: the monitor answers these at
- * once, so only a monitor that is gone (or wedged) takes this long. */
-#define MON_SYNC_TIMEOUT_MS 10000
 /* How long handed-over VMs have to confirm over QMP before requests are
  * served anyway. */
 #define MON_CONFIRM_MS 2000
 
-void mon_reply_clear(struct mon_reply *r)
-{
-	json_decref(r->json);
-	r->json = NULL;
-	for (size_t i = 0; i < r->nfds; i++)
-		if (r->fds[i] >= 0)
-			close(r->fds[i]);
-	r->nfds = 0;
-}
-
-/* The monitor is gone: nobody can launch, kill or restart anything for
- * us, and it restarts the engine when it comes back. */
-static void mon_lost(struct mon *m, const char *why)
-{
-	daemon_log("the monitor is gone (%s): exiting", why);
-	exit(1);
-}
-
-/* Read one message: 1, 0 when none waits, or the engine exits. */
-static int mon_read(struct mon *m, uint32_t *seq, struct mon_reply *r)
-{
-	static char buf[PS_PAYLOAD_MAX + 1];
-	struct ps_hdr hdr;
-	json_error_t jerr;
-	ssize_t n;
-
-	memset(r, 0, sizeof *r);
-	n = ps_recv(m->src.fd, &hdr, buf, PS_PAYLOAD_MAX, r->fds);
-	if (n < 0 && errno == EAGAIN)
-		return 0;
-	if (n < 0 || (n == 0 && hdr.type == 0))
-		mon_lost(m, n < 0 ? strerror(errno) : "end of stream");
-	r->type = hdr.type;
-	r->nfds = hdr.nfds;
-	*seq = hdr.seq;
-	r->json = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
-	if (!json_is_object(r->json)) {
-		daemon_log("monitor message %u: not a JSON object: %s",
-			   hdr.type, jerr.text);
-		mon_reply_clear(r);
-		r->json = json_object();
-	}
-	return 1;
-}
-
-static void mon_queue(struct mon *m, uint32_t seq, struct mon_reply *r)
-{
-	struct mon_msg *q = calloc(1, sizeof *q);
-
-	if (!q) {
-		daemon_log("monitor message %u lost: out of memory", r->type);
-		mon_reply_clear(r);
-		return;
-	}
-	q->seq = seq;
-	q->r = *r;
-	*m->queue_tail = q;
-	m->queue_tail = &q->next;
-	loop_defer(&m->e->loop, &m->drain);
-}
-
-static int mon_next_seq(struct mon *m)
-{
-	if (++m->seq == 0)
-		m->seq = 1;
-	return (int)m->seq;
-}
-
-int mon_send(struct mon *m, uint16_t type, const void *payload, size_t len)
-{
-	return ps_send(m->src.fd, type, (uint32_t)mon_next_seq(m), payload, len,
-		       NULL, 0);
-}
-
-int mon_send_name(struct mon *m, uint16_t type, const char *name)
-{
-	struct ps_name n;
-
-	if (ps_set_name(n.name, name) < 0)
-		return -1;
-	return mon_send(m, type, &n, sizeof n);
-}
-
-/* Send and wait for the answer with the same number; what else comes
- * meanwhile is queued.  The caller clears r. */
-static int mon_call(struct mon *m, uint16_t type, const void *payload,
-		    size_t len, struct mon_reply *r)
-{
-	uint32_t seq = (uint32_t)mon_next_seq(m), got;
-	struct pollfd p = { .fd = m->src.fd, .events = POLLIN };
-	int n;
-
-	if (ps_send(m->src.fd, type, seq, payload, len, NULL, 0) < 0)
-		return -1;
-	for (;;) {
-		while (mon_read(m, &got, r)) {
-			if (got == seq)
-				return 0;
-			mon_queue(m, got, r);
-		}
-		n = poll(&p, 1, MON_SYNC_TIMEOUT_MS);
-		if (n == 0)
-			mon_lost(m, "no answer");
-		if (n < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
-int mon_request(struct mon *m, uint16_t type, const void *payload,
-		size_t len, mon_reply_fn *fn, void *arg)
-{
-	struct mon_wait *w = calloc(1, sizeof *w);
-
-	if (!w)
-		return -1;
-	w->seq = (uint32_t)mon_next_seq(m);
-	w->fn = fn;
-	w->arg = arg;
-	if (ps_send(m->src.fd, type, w->seq, payload, len, NULL, 0) < 0) {
-		free(w);
-		return -1;
-	}
-	w->next = m->waits;
-	m->waits = w;
-	return 0;
-}
-
-void mon_forget(struct mon *m, void *arg)
-{
-	struct mon_wait **pp = &m->waits, *w;
-
-	while ((w = *pp)) {
-		if (w->arg == arg) {
-			*pp = w->next;
-			free(w);
-		} else {
-			pp = &w->next;
-		}
-	}
-}
-
-json_t *mon_list(struct mon *m)
-{
-	struct mon_reply r;
-	json_t *all = json_array(), *names;
-	bool more = true;
-
-	if (!all)
-		return NULL;
-	/* The names come in parts; the first answers the request. */
-	if (mon_call(m, PS_LIST, NULL, 0, &r) < 0)
-		goto fail;
-	for (;;) {
-		names = json_object_get(r.json, "names");
-		more = json_is_true(json_object_get(r.json, "more"));
-		if (r.type != PS_NAMES || !json_is_array(names) ||
-		    json_array_extend(all, names) < 0) {
-			mon_reply_clear(&r);
-			errno = EPROTO;
-			goto fail;
-		}
-		mon_reply_clear(&r);
-		if (!more)
-			return all;
-		if (mon_call(m, PS_LIST, NULL, 0, &r) < 0)
-			goto fail;
-	}
-fail:
-	json_decref(all);
-	return NULL;
-}
-
-int mon_lookup(struct mon *m, const char *name)
-{
-	struct mon_reply r;
-	struct ps_name n;
-	int found;
-
-	if (ps_set_name(n.name, name) < 0)
-		return -1;
-	if (mon_call(m, PS_LOOKUP, &n, sizeof n, &r) < 0)
-		return -1;
-	found = json_is_true(json_object_get(r.json, "exists"));
-	mon_reply_clear(&r);
-	return found;
-}
-
-/* --- messages from the monitor --- */
 
 static struct vm *mon_vm(struct engine *e, json_t *o, bool create)
 {
@@ -342,20 +138,11 @@ static void mon_confirmed(struct engine *e, struct vm *vm)
 	mon_serve(e);
 }
 
-static void mon_dispatch(struct engine *e, uint32_t seq, struct mon_reply *r)
+void backend_dispatch(void *owner, struct mon_reply *r)
 {
-	struct mon_wait **pp, *w;
+	struct engine *e = owner;
 	struct vm *vm;
 
-	for (pp = &e->mon.waits; (w = *pp); pp = &w->next) {
-		if (w->seq != seq)
-			continue;
-		*pp = w->next;
-		w->fn(e, r, w->arg);
-		free(w);
-		mon_reply_clear(r);
-		return;
-	}
 	switch (r->type) {
 	case PS_EXITED:
 		mon_exited(e, r);
@@ -387,71 +174,11 @@ static void mon_dispatch(struct engine *e, uint32_t seq, struct mon_reply *r)
 		/* A late answer to a request that was forgotten. */
 		break;
 	}
-	mon_reply_clear(r);
-}
-
-static void mon_drain(struct loop_deferred *d)
-{
-	struct mon *m = d->arg;
-	struct mon_msg *q;
-
-	while ((q = m->queue)) {
-		m->queue = q->next;
-		if (!m->queue)
-			m->queue_tail = &m->queue;
-		mon_dispatch(m->e, q->seq, &q->r);
-		free(q);
-	}
-}
-
-static void mon_ready(struct loop_source *src, uint32_t events)
-{
-	struct mon *m = src->arg;
-	struct mon_reply r;
-	uint32_t seq;
-	int n = 0;
-
-	/* Older messages first. */
-	mon_drain(&m->drain);
-	while (n++ < 64 && mon_read(m, &seq, &r))
-		mon_dispatch(m->e, seq, &r);
-}
-
-int mon_open(struct mon *m, struct engine *e, int fd)
-{
-	memset(m, 0, sizeof *m);
-	m->e = e;
-	m->queue_tail = &m->queue;
-	m->src = (struct loop_source){ fd, mon_ready, m };
-	m->drain = (struct loop_deferred){ .run = mon_drain, .arg = m };
-	return loop_add(&e->loop, &m->src, EPOLLIN);
-}
-
-void mon_close(struct mon *m)
-{
-	struct mon_wait *w;
-	struct mon_msg *q;
-
-	loop_undefer(&m->e->loop, &m->drain);
-	while ((q = m->queue)) {
-		m->queue = q->next;
-		mon_reply_clear(&q->r);
-		free(q);
-	}
-	while ((w = m->waits)) {
-		m->waits = w->next;
-		free(w);
-	}
-	if (m->src.fd >= 0) {
-		loop_del(&m->e->loop, &m->src);
-		close(m->src.fd);
-	}
-	m->src.fd = -1;
 }
 
 /* --- the state machine's backend --- */
 
-static void mon_loaded(struct engine *e, struct mon_reply *r, void *arg)
+static void mon_loaded(void *owner, struct mon_reply *r, void *arg)
 {
 	struct vm_ev ev = { .fds = { -1, -1, -1, -1, -1 } };
 
@@ -479,7 +206,7 @@ static void mon_vm_release(void *arg, struct vm *vm)
 	mon_send_name(&e->mon, PS_RELEASE, vm->name);
 }
 
-static void mon_launched(struct engine *e, struct mon_reply *r, void *arg)
+static void mon_launched(void *owner, struct mon_reply *r, void *arg)
 {
 	struct vm_ev ev = { .fds = { -1, -1, -1, -1, -1 } };
 	const char *why = json_string_value(json_object_get(r->json, "error"));

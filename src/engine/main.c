@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "engine/backend.h"
 #include "engine/request.h"
 #include "engine/allowlist.h"
 
@@ -93,7 +94,7 @@ int engine_main(int argc, char **argv)
 	links_init(&e.links, &e.loop, prefix, &mon_links_ops, &e);
 	if (control_init(&e.control, &e.loop, ENGINE_CONTROL_FD, client,
 			 request_handle, &e) < 0 ||
-	    mon_open(&e.mon, &e, ENGINE_MON_FD) < 0) {
+	    mon_open(&e.mon, &e.loop, ENGINE_MON_FD, backend_dispatch, &e) < 0) {
 		daemon_log("setting up: %s", strerror(errno));
 		return 1;
 	}
