@@ -16,14 +16,15 @@ import pytest
 from helpers.daemon import READY, VMHOSTD, Daemon, cmdline, descendants, wait_until
 
 
-def qemu_pids(name):
-    """Every QEMU on the host running the VM called name."""
-    out = []
-    for p in pathlib.Path("/proc").iterdir():
-        if p.name.isdigit() and f"guest={name}," in cmdline(p.name) and \
-                "qemu-system" in cmdline(p.name):
-            out.append(int(p.name))
-    return out
+def qemu_pids(d, name):
+    """Every QEMU running d's VM called name: those in its cgroup (other
+    daemons on this host may run a VM of that name too)."""
+    out = set()
+    for cg in d.cgroups(name):
+        for pid in (cg / "cgroup.procs").read_text().split():
+            if f"guest={name}," in cmdline(pid) and "qemu-system" in cmdline(pid):
+                out.add(int(pid))
+    return sorted(out)
 
 
 def alive(pid):
@@ -126,10 +127,11 @@ def test_daemon_kill9_then_restart(tmp_path, vmhostd_bin, guest_dir):
     for _ in range(20):
         assert alive(qemu) and all(map(alive, fsds))
         time.sleep(0.1)
-    assert qemu_pids("orph") == [qemu]
+    assert qemu_pids(a, "orph") == [qemu]
 
     (tmp_path / "b").mkdir()
-    b = Daemon(tmp_path / "b")
+    # Restarted as it was started: same link prefix, same cgroup parent.
+    b = Daemon(tmp_path / "b", args=a.args)
     os.rmdir(b.state)
     b.root, b.state = a.root, a.state
     try:
@@ -148,7 +150,7 @@ def test_daemon_kill9_then_restart(tmp_path, vmhostd_bin, guest_dir):
                            capture_output=True, text=True, timeout=10)
         assert r.returncode == 1 and "another vmhostd" in r.stderr
         assert b.vm("start", "orph").returncode == 0, b.stderr()
-        assert qemu_pids("orph") == [b.record("orph")["pid"]]
+        assert qemu_pids(b, "orph") == [b.record("orph")["pid"]]
         assert b.vm("stop", "--force", "orph").returncode == 0
         b.assert_clean("orph")
         no_record(b, "orph")

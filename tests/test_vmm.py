@@ -91,18 +91,23 @@ def test_fds_and_sandbox(tmp_path, kernel):
             if target.startswith(("anon_inode:", "/memfd:", "socket:")):
                 continue
             assert target in allowed, f"qemu fd {fd} -> {target}"
-        # qmp, serial, console, virtio-fs, plus vhost-user's own channel.
+        # qmp, serial, console (each listening, and its one connection),
+        # virtio-fs, plus vhost-user's own channel.
         socks = [t for t in qfds.values() if t.startswith("socket:")]
-        assert 4 <= len(socks) <= 5, qfds
+        assert 7 <= len(socks) <= 8, qfds
         assert not any(t.startswith("pipe:") for t in qfds.values())
         # virtiofsd: its vhost-user socket and nothing else of ours.
         vfds = {os.readlink(f"/proc/{vpid}/fd/{fd}")
                 for fd in os.listdir(f"/proc/{vpid}/fd")}
         assert {t for t in vfds if not t.startswith(("socket:", "anon_inode:"))} \
             <= allowed, vfds
-        # Sandboxed: its own mount namespace, rooted in the share.
+        # Sandboxed: its own mount namespace, and its worker (pid 1 of
+        # a namespace of its own) rooted in the share.
         assert os.readlink(f"/proc/{vpid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
-        assert "hello.txt" in os.listdir(f"/proc/{vpid}/root")
+        worker = [int(p) for p in os.listdir("/proc") if p.isdigit() and
+                  open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1] == str(vpid)]
+        assert len(worker) == 1, worker
+        assert "hello.txt" in os.listdir(f"/proc/{worker[0]}/root")
         assert rc_ok(run)
     finally:
         run.kill()

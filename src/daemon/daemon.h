@@ -13,6 +13,7 @@
 struct vm;
 struct vmlink;
 struct addrtable;
+struct cgroup_root;
 
 struct daemon {
 	struct loop loop;
@@ -25,6 +26,8 @@ struct daemon {
 	bool use_syslog;   /* /dev/log exists: serial lines go there too */
 	uid_t uid_base;    /* QEMU of VM slot N runs as uid/gid base + N;
 			    * 0: as the daemon's own user (it is not root) */
+	struct cgroup_root *cgroups; /* where VM cgroups go (vmm/cgroup.h);
+				      * NULL: none (not root) */
 	bool shutting_down;
 	struct vm *vms;
 	/* Inter-VM links (links.h): the id table STATE/links, the prefix of

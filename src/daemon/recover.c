@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/atomicfile.h"
+#include "vmm/cgroup.h"
 
 #define RECOVER_FILE "pids"
 #define RECOVER_RECORD_MAX 65536 /* a VM with hundreds of shares */
@@ -98,6 +99,8 @@ static int recover_write(FILE *f, void *arg)
 	for (i = 0; i < vm->fsd_count; i++)
 		if (vm->fsd[i].pid && recover_line(f, "virtiofsd", vm->fsd[i].pid) < 0)
 			return -1;
+	if (vm->passt.pid && recover_line(f, "passt", vm->passt.pid) < 0)
+		return -1;
 	return 0;
 }
 
@@ -213,7 +216,8 @@ static int recover_read(int dirfd, struct recover_proc **procs, size_t *n)
 		}
 		if (!same_boot ||
 		    sscanf(line, "%15s %d %llu", what, &pid, &start) != 3 ||
-		    (strcmp(what, "qemu") && strcmp(what, "virtiofsd")))
+		    (strcmp(what, "qemu") && strcmp(what, "virtiofsd") &&
+		     strcmp(what, "passt")))
 			continue;
 		v[*n].pidfd = recover_open(pid, start);
 		if (v[*n].pidfd < 0)
@@ -246,6 +250,23 @@ static void recover_sockets(int dirfd)
 	closedir(dir);
 }
 
+/* The run's cgroup (vmm/cgroup.h): whatever the record did not name
+ * (virtiofsd's worker, say) goes with it. */
+static void recover_cgroup(struct daemon *d, const char *name)
+{
+	struct cgroup cg;
+
+	if (!d->cgroups || cgroup_open(d->cgroups, name, &cg) < 0)
+		return;
+	if (cgroup_destroy(&cg, RECOVER_KILL_MS) < 0) {
+		daemon_log("vm %s: cgroup %s: %s", name, cgroup_dir(&cg, 0),
+			   strerror(errno));
+		cgroup_free(&cg);
+		return;
+	}
+	daemon_log("vm %s: its cgroup is emptied and removed", name);
+}
+
 static void recover_vm(struct daemon *d, int vmsfd, const char *name)
 {
 	struct recover_proc *procs;
@@ -261,7 +282,10 @@ static void recover_vm(struct daemon *d, int vmsfd, const char *name)
 		return;
 	if (recover_read(dirfd, &procs, &n) < 0) {
 		close(dirfd);
-		return; /* no record: it was stopped properly */
+		/* No record: stopped properly, or a crash before it was
+		 * written, which may have left a cgroup. */
+		recover_cgroup(d, name);
+		return;
 	}
 	/* QEMU first: its virtiofsds leave by themselves once it is gone. */
 	for (i = 0; i < n; i++) {
@@ -277,8 +301,8 @@ static void recover_vm(struct daemon *d, int vmsfd, const char *name)
 	for (i = 0; i < n; i++) {
 		if (!strcmp(procs[i].what, "qemu"))
 			continue;
-		daemon_log("vm %s: virtiofsd pid %d left over: %s", name,
-			   (int)procs[i].pid,
+		daemon_log("vm %s: %s pid %d left over: %s", name,
+			   procs[i].what, (int)procs[i].pid,
 			   recover_stop(&procs[i], RECOVER_HANGUP_MS));
 	}
 	for (i = 0; i < n; i++)
@@ -287,6 +311,7 @@ static void recover_vm(struct daemon *d, int vmsfd, const char *name)
 	if (!qemu)
 		snprintf(reason, sizeof reason, "%s",
 			 "the previous vmhostd died while this VM ran; its QEMU was gone by vmhostd start-up");
+	recover_cgroup(d, name);
 	recover_sockets(dirfd);
 	unlinkat(dirfd, RECOVER_FILE, 0);
 	close(dirfd);

@@ -23,11 +23,13 @@
 #include "daemon/vmstate.h"
 #include "daemon/vmuid.h"
 #include "net/ifname.h"
+#include "vmm/cgroup.h"
 
 static const char usage[] =
 	"usage: vmhostd --config-root DIR --state-dir DIR [--data-root DIR]\n"
 	"               [--accel auto|kvm|tcg] [--uid-base N] [--foreground]\n"
-	"               [--link-prefix PREFIX]\n";
+	"               [--link-prefix PREFIX] [--cgroup-parent NAME]\n"
+	"               [--cgroup-mount DIR]\n";
 
 void daemon_log(const char *fmt, ...)
 {
@@ -121,8 +123,10 @@ static int daemon_privileges(void)
 	}
 	privileges_names(permitted, names, sizeof names);
 	daemon_log("capabilities kept: %s", names);
-	privileges_names(bounding & ~permitted, names, sizeof names);
-	daemon_log("bounding set: those and, for virtiofsd only, %s", names);
+	if (bounding & ~permitted) {
+		privileges_names(bounding & ~permitted, names, sizeof names);
+		daemon_log("bounding set: those and %s", names);
+	}
 	return 0;
 }
 
@@ -180,11 +184,15 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "uid-base", required_argument, NULL, 'u' },
 		{ "link-prefix", required_argument, NULL, 'l' },
+		{ "cgroup-parent", required_argument, NULL, 'g' },
+		{ "cgroup-mount", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct daemon d = { .link_prefix = IFNAME_DEFAULT_PREFIX };
 	const char *accel = "auto", *uid_base = NULL;
+	const char *cgroup_parent = CGROUP_PARENT_DEFAULT, *cgroup_mount = NULL;
+	struct cgroup_root cgroups;
 	bool foreground = false;
 	char *control = NULL;
 	int opt, lock_fd, ready_fd = -1, status = 1;
@@ -199,6 +207,8 @@ int main(int argc, char **argv)
 		case 'f': foreground = true; break;
 		case 'u': uid_base = optarg; break;
 		case 'l': d.link_prefix = optarg; break;
+		case 'g': cgroup_parent = optarg; break;
+		case 'm': cgroup_mount = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -221,6 +231,11 @@ int main(int argc, char **argv)
 			d.link_prefix, IFNAME_PREFIX_MAX);
 		return 2;
 	}
+	if (!cgroup_parent_valid(cgroup_parent)) {
+		fprintf(stderr, "vmhostd: --cgroup-parent %s: use 1 to 64 of A-Z a-z 0-9 _ -\n",
+			cgroup_parent);
+		return 2;
+	}
 	lock_fd = statedir_lock(d.state_dir);
 	if (lock_fd < 0) {
 		if (errno == EWOULDBLOCK)
@@ -236,6 +251,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmhostd: %s\n", errbuf);
 		close(lock_fd);
 		return 1;
+	}
+	/* As root every VM runs in a cgroup of its own, or none runs. */
+	if (geteuid() == 0) {
+		if (cgroup_root_init(&cgroups, cgroup_parent, cgroup_mount,
+				     errbuf, sizeof errbuf) < 0) {
+			fprintf(stderr, "vmhostd: cgroups: %s\n", errbuf);
+			close(lock_fd);
+			return 1;
+		}
+		d.cgroups = &cgroups;
 	}
 	if (!foreground && daemon_detach(&ready_fd) < 0) {
 		perror("vmhostd: fork");
@@ -265,7 +290,12 @@ int main(int argc, char **argv)
 		daemon_log("QEMU runs as uid and gid %u + slot, one per running VM",
 			   (unsigned int)d.uid_base);
 	else
-		daemon_log("not root: QEMU runs as the daemon's own user");
+		daemon_log("not root: QEMU runs as the daemon's own user, unjailed");
+	if (d.cgroups)
+		daemon_log("VM cgroups: cgroup v%d, %s/NAME%s", (int)d.cgroups->version,
+			   d.cgroups->base[0], d.cgroups->memory && d.cgroups->pids ?
+			   ", memory and pids capped" :
+			   "; this hierarchy cannot cap memory and pids here");
 	/* Before any request is served: a VM must never run twice. */
 	recover_orphans(&d);
 	if (geteuid() == 0 && daemon_privileges() < 0)
@@ -293,6 +323,12 @@ out_loop:
 		close(d.signals.fd);
 	loop_fini(&d.loop);
 out:
+	if (d.cgroups) {
+		/* Ours only if empty: rmdir refuses otherwise. */
+		for (size_t i = 0; i < d.cgroups->count; i++)
+			rmdir(d.cgroups->base[i]);
+		cgroup_root_fini(d.cgroups);
+	}
 	free(control);
 	close(lock_fd);
 	return status;

@@ -10,14 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/sealcopy.h"
-#include "common/spawn.h"
+#include "config/vmfiles_interim.h"
 #include "daemon/links.h"
 #include "daemon/recover.h"
 #include "daemon/statedir.h"
 #include "daemon/vmstate.h"
 #include "daemon/vmuid.h"
-#include "vmm/virtiofsd.h"
 
 static const char *const state_names[] = {
 	[VM_STOPPED] = "stopped",
@@ -83,7 +81,7 @@ struct vm *vmstate_find(struct daemon *d, const char *name, bool create)
 	vm->d = d;
 	strcpy(vm->name, name);
 	vm->state = VM_STOPPED;
-	vm->qmp.fd = vm->timer.fd = vm->qemu.src.fd = -1;
+	vm->qmp.fd = vm->timer.fd = vm->qemu.src.fd = vm->passt.src.fd = -1;
 	vm->serial.src.fd = -1;
 	vm->next = d->vms;
 	d->vms = vm;
@@ -151,14 +149,15 @@ static void vm_answer(struct vm *vm, enum vm_wait kind, bool ok,
 
 /* --- teardown: QEMU first, then its virtiofsds, then settle --- */
 
+/* ch is reaped: stop watching it (its pidfd is the run's to close). */
 static void vm_child_close(struct vm *vm, struct vm_child *ch)
 {
-	if (ch->src.fd >= 0) {
+	if (ch->src.fd >= 0)
 		loop_del(&vm->d->loop, &ch->src);
-		close(ch->src.fd);
-	}
 	ch->src.fd = -1;
 	ch->pid = 0;
+	if (ch->proc)
+		ch->proc->pid = 0;
 }
 
 /* A command sent with vmstate_qmp_call, awaiting its answer. */
@@ -227,9 +226,20 @@ static void vm_finish(struct vm *vm)
 	free(vm->nics);
 	vm->nics = NULL;
 	vm->nic_count = 0;
+	/* Processes a failed start left unwatched are reaped here. */
+	if (vm->launched)
+		launch_kill_wait(&vm->run);
+	vm_child_close(vm, &vm->qemu);
+	vm_child_close(vm, &vm->passt);
+	for (i = 0; i < vm->fsd_count; i++)
+		vm_child_close(vm, &vm->fsd[i]);
 	free(vm->fsd);
 	vm->fsd = NULL;
 	vm->fsd_count = 0;
+	if (vm->launched && launch_release(&vm->run) < 0)
+		daemon_log("vm %s: cgroup of the run not removed: %s", vm->name,
+			   strerror(errno));
+	vm->launched = false;
 	vmconfig_free(vm->cfg);
 	vm->cfg = NULL;
 	vm->wayland_dropped = false;
@@ -245,27 +255,29 @@ static void vm_finish(struct vm *vm)
 	daemon_vm_settled(vm->d);
 }
 
-/* Drive the teardown one step; called again as each child is reaped. */
+static bool vm_children_alive(const struct vm *vm)
+{
+	if (vm->qemu.pid || vm->passt.pid)
+		return true;
+	for (size_t i = 0; i < vm->fsd_count; i++)
+		if (vm->fsd[i].pid)
+			return true;
+	return false;
+}
+
+/* Drive the teardown one step; called again as each child is reaped.
+ * Everything of the run is killed at once: once QEMU is gone its helpers
+ * have nothing left to do, and one that ignores SIGTERM dies all the
+ * same (its cgroup is emptied with SIGKILL). */
 static void vm_teardown_step(struct vm *vm)
 {
-	bool waiting = false;
-	size_t i;
-
 	vm_qmp_close(vm);
 	vm_timer_close(vm);
-	if (vm->qemu.pid) {
-		kill(vm->qemu.pid, SIGKILL);
+	if (vm_children_alive(vm)) {
+		launch_kill(&vm->run);
 		return;
 	}
-	for (i = 0; i < vm->fsd_count; i++) {
-		if (!vm->fsd[i].pid)
-			continue;
-		/* Usually gone already: it exits when QEMU hangs up. */
-		kill(vm->fsd[i].pid, SIGTERM);
-		waiting = true;
-	}
-	if (!waiting)
-		vm_finish(vm);
+	vm_finish(vm);
 }
 
 /* End the VM: kill what runs, then settle as end with reason.  The first
@@ -353,8 +365,9 @@ static void vm_qemu_exited(struct vm *vm, const siginfo_t *si)
 	}
 }
 
-static void vm_fsd_exited(struct vm *vm, struct vm_child *ch,
-			  const siginfo_t *si)
+/* A virtiofsd or passt. */
+static void vm_helper_exited(struct vm *vm, struct vm_child *ch,
+			     const siginfo_t *si)
 {
 	char reason[512];
 
@@ -369,8 +382,8 @@ static void vm_fsd_exited(struct vm *vm, struct vm_child *ch,
 		daemon_log("vm %s: %s exited", vm->name, ch->label);
 		return;
 	}
-	/* The guest would see its share hang: fail the VM rather than run
-	 * it half-working (documented in vmhostd(8)). */
+	/* The guest would see its share or uplink hang: fail the VM rather
+	 * than run it half-working (documented in vmhostd(8)). */
 	snprintf(reason, sizeof reason, "%s %s %d", ch->label,
 		 si->si_code == CLD_EXITED ? "exited with status" :
 		 "killed by signal", si->si_status);
@@ -397,16 +410,20 @@ static void vm_child_ready(struct loop_source *src, uint32_t events)
 	if (ch == &vm->qemu)
 		vm_qemu_exited(vm, &si);
 	else
-		vm_fsd_exited(vm, ch, &si);
+		vm_helper_exited(vm, ch, &si);
 }
 
-static int vm_child_watch(struct vm *vm, struct vm_child *ch, pid_t pid,
-			  int pidfd)
+static int vm_child_watch(struct vm *vm, struct vm_child *ch,
+			  struct launch_proc *proc)
 {
-	ch->vm = vm;
-	ch->pid = pid;
-	ch->src = (struct loop_source){ pidfd, vm_child_ready, ch };
-	return loop_add(&vm->d->loop, &ch->src, EPOLLIN);
+	*ch = (struct vm_child){ .vm = vm, .proc = proc, .pid = proc->pid,
+				 .label = proc->label };
+	ch->src = (struct loop_source){ proc->pidfd, vm_child_ready, ch };
+	if (loop_add(&vm->d->loop, &ch->src, EPOLLIN) < 0) {
+		ch->src.fd = -1;
+		return -1;
+	}
+	return 0;
 }
 
 /* --- QMP --- */
@@ -717,56 +734,6 @@ static struct vm_config *vm_load(struct vm *vm, struct client *c)
 	return cfg;
 }
 
-/* Open a file the loader just checked (relpath in the VM's directory).
- * It may have been swapped since (for a FIFO, which would block the whole
- * daemon, or a device), so the open never blocks and the fd must still be
- * a regular file (or a block device, for disks).  -1 with err set. */
-static int vm_open_checked(const char *path, const char *relpath,
-			   bool blk_ok, char *err, size_t len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-
-	if (fd < 0) {
-		snprintf(err, len, "start failed: %s: %s", relpath,
-			 strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 ||
-	    !(S_ISREG(st.st_mode) || (blk_ok && S_ISBLK(st.st_mode)))) {
-		snprintf(err, len, "start failed: %s: changed since it was checked: no longer a regular file%s",
-			 relpath, blk_ok ? " or block device" : "");
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static int vm_socketpair(int sv[2])
-{
-	int fl;
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return -1;
-	/* Only the daemon's end is non-blocking; QEMU sets its own. */
-	fl = fcntl(sv[0], F_GETFL);
-	if (fl < 0 || fcntl(sv[0], F_SETFL, fl | O_NONBLOCK) < 0) {
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
-	return 0;
-}
-
-static void vm_close_fds(int *fds, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-}
-
 /* A child's stdout and stderr: a pipe the loop drains into STATE/vms/
  * NAME/name, capped like the serial log, as a guest that took over QEMU
  * or virtiofsd could write there without end.  Returns the write end
@@ -797,216 +764,27 @@ fail:
 	return -1;
 }
 
-/* Pin share i for virtiofsd (virtiofsd.h): its checked directory as an
- * fd, served at STATE/vms/NAME/fs-TAG.  Without the namespace sandbox
- * (not root) virtiofsd gets the path.  Fills o; the caller closes
- * o->source_fd and frees *pin_at. */
-static int vm_fsd_pin(struct vm *vm, size_t i, struct virtiofsd_opts *o,
-		      char **pin_at, char *err, size_t len)
-{
-	const struct vm_share *sh = &vm->cfg->shares[i];
-
-	o->source_fd = 0;
-	*pin_at = NULL;
-	if (o->sandbox != VIRTIOFSD_SANDBOX_NAMESPACE)
-		return 0;
-	if (asprintf(pin_at, "%s/fs-%s", vm->dir, sh->tag) < 0) {
-		*pin_at = NULL;
-		goto fail_errno;
-	}
-	if (mkdir(*pin_at, 0700) < 0 && errno != EEXIST)
-		goto fail_errno;
-	o->pin_at = *pin_at;
-	o->source_fd = virtiofsd_open_source(sh->host_dir);
-	if (o->source_fd >= 0)
-		return 0;
-	if (errno == ESTALE) {
-		snprintf(err, len, "start failed: shared-dirs/%s: %s changed since it was checked",
-			 sh->tag, sh->host_dir);
-		goto fail;
-	}
-fail_errno:
-	snprintf(err, len, "start failed: shared-dirs/%s: %s: %s", sh->tag,
-		 *pin_at ? *pin_at : sh->host_dir, strerror(errno));
-fail:
-	o->source_fd = 0;
-	free(*pin_at);
-	*pin_at = NULL;
-	return -1;
-}
-
-/* Spawn one virtiofsd per share; fills qemu_fds (one per share). */
-static int vm_spawn_fsds(struct vm *vm, int *qemu_fds, char *err, size_t len)
-{
-	struct virtiofsd_opts o = { 0 };
-	struct vm_config *cfg = vm->cfg;
-	char name[VMCONFIG_TAG_MAX + 16];
-	int listen_fd, pidfd, log_fd, r;
-	char *tmp, *pin_at;
-	pid_t pid;
-	size_t i;
-
-	vm->fsd = calloc(cfg->share_count ? cfg->share_count : 1, sizeof *vm->fsd);
-	if (!vm->fsd)
-		return -1;
-	for (i = 0; i < cfg->share_count; i++)
-		vm->fsd[i].src.fd = -1;
-	log_fd = vm_log_pipe(vm, &vm->fsd_log, &vm->fsd_log_open,
-			     "virtiofsd.log");
-	for (i = 0; i < cfg->share_count; i++) {
-		snprintf(vm->fsd[i].label, sizeof vm->fsd[i].label,
-			 "virtiofsd for share %s", cfg->shares[i].tag);
-		snprintf(name, sizeof name, "fs-%s.sock", cfg->shares[i].tag);
-		tmp = statedir_socket(vm->dir, name);
-		if (!tmp || virtiofsd_sockets(tmp, &listen_fd, &qemu_fds[i]) < 0) {
-			snprintf(err, len, "start failed: shared-dirs/%s: socket %s: %s",
-				 cfg->shares[i].tag, tmp ? tmp : name, strerror(errno));
-			free(tmp);
-			goto fail;
-		}
-		free(tmp);
-		o.source = cfg->shares[i].host_dir;
-		o.listen_fd = listen_fd;
-		o.sandbox = getuid() == 0 ? VIRTIOFSD_SANDBOX_NAMESPACE :
-			    VIRTIOFSD_SANDBOX_CHROOT;
-		if (vm_fsd_pin(vm, i, &o, &pin_at, err, len) < 0) {
-			close(listen_fd);
-			goto fail;
-		}
-		r = virtiofsd_spawn(&o, log_fd, &pid, &pidfd);
-		if (r < 0)
-			snprintf(err, len, "start failed: shared-dirs/%s: virtiofsd for %s: %s",
-				 cfg->shares[i].tag, o.source, strerror(errno));
-		if (o.source_fd > 2)
-			close(o.source_fd);
-		free(pin_at);
-		close(listen_fd);
-		if (r < 0)
-			goto fail;
-		vm->fsd_count = i + 1;
-		if (vm_child_watch(vm, &vm->fsd[i], pid, pidfd) < 0) {
-			snprintf(err, len, "start failed: watching virtiofsd: %s",
-				 strerror(errno));
-			close(pidfd);
-			vm->fsd[i].src.fd = -1;
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			vm->fsd[i].pid = 0;
-			goto fail;
-		}
-	}
-	if (log_fd >= 0)
-		close(log_fd);
-	return 0;
-
-fail:
-	if (log_fd >= 0)
-		close(log_fd);
-	return -1;
-}
-
-/* Larger is no kernel (a debug vmlinux is a few hundred MiB). */
-#define VM_KERNEL_MAX ((off_t)1 << 30)
-
-static int vm_spawn_qemu(struct vm *vm, const int *child, const int *disk_fds,
-			 const int *fs_fds, char *err, size_t len)
-{
-	struct vmm_launch launch = {
-		.cfg = vm->cfg,
-		.accel = vm->accel,
-		.kernel_fd = -1,
-		.qmp_fd = child[0],
-		.serial_fd = child[1],
-		.console_fd = child[2],
-		.disk_fds = disk_fds,
-		.virtiofs_fds = fs_fds,
-		.nics = vm->nics,
-		.nic_count = vm->nic_count,
-		.hotplug_ports = vm->hotplug_ports,
-	};
-	struct spawn_opts so = { 0 };
-	struct privdrop drop;
-	bool dropping;
-	int *keep = NULL, log_fd, pidfd, sealed, r = -1;
-	char **argv = NULL;
-	size_t nkeep = 0;
-	pid_t pid;
-
-	/* Opened now, so QEMU boots what the loader just checked. */
-	launch.kernel_fd = vm_open_checked(vm->cfg->kernel, "vmlinux", false,
-					   err, len);
-	if (launch.kernel_fd < 0)
-		return -1;
-	/* QEMU reopens /proc/self/fd/N as its own uid, which a root-only
-	 * vmlinux would refuse; a sealed copy is readable and cannot change
-	 * while it boots (common/sealcopy.h). */
-	sealed = sealcopy(launch.kernel_fd, "vmlinux", VM_KERNEL_MAX);
-	close(launch.kernel_fd);
-	launch.kernel_fd = sealed;
-	if (launch.kernel_fd < 0) {
-		snprintf(err, len, "start failed: vmlinux: copying it: %s",
-			 strerror(errno));
-		return -1;
-	}
-	if (vmuid_pick(vm, &drop, &dropping) < 0) {
-		snprintf(err, len, "start failed: no uid for QEMU: %s",
-			 strerror(errno));
-		goto out;
-	}
-	if (vmm_argv(&launch, &argv) < 0 ||
-	    vmm_launch_fds(&launch, &keep, &nkeep) < 0) {
-		snprintf(err, len, "start failed: QEMU command line: %s",
-			 strerror(errno));
-		goto out;
-	}
-	log_fd = vm_log_pipe(vm, &vm->qemu_log, &vm->qemu_log_open, "qemu.log");
-	so.path = argv[0];
-	so.argv = argv;
-	so.keep_fds = keep;
-	so.keep_count = nkeep;
-	so.log_fd = log_fd;
-	so.drop = dropping ? &drop : NULL;
-	r = spawn(&so, &pid, &pidfd);
-	if (log_fd >= 0)
-		close(log_fd);
-	if (r < 0) {
-		snprintf(err, len, "start failed: %s: %s", argv[0], strerror(errno));
-		goto out;
-	}
-	if (vm_child_watch(vm, &vm->qemu, pid, pidfd) < 0) {
-		snprintf(err, len, "start failed: watching QEMU: %s", strerror(errno));
-		close(pidfd);
-		vm->qemu.src.fd = -1;
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		vm->qemu.pid = 0;
-		r = -1;
-	}
-out:
-	close(launch.kernel_fd);
-	vmm_argv_free(argv);
-	free(keep);
-	return r;
-}
-
-/* The daemon's ends: QMP, serial log, console, start timeout. */
-static int vm_watch_ends(struct vm *vm, const int *ours, char *err, size_t len)
+/* The daemon's ends of QMP, serial log and console, taken from the run
+ * (it closes them no more), and the start timeout. */
+static int vm_watch_ends(struct vm *vm, char *err, size_t len)
 {
 	struct loop *l = &vm->d->loop;
+	int qmp = vm->run.qmp_fd, serial = vm->run.serial_fd;
+	int console = vm->run.console_fd;
 
+	vm->run.qmp_fd = vm->run.serial_fd = vm->run.console_fd = -1;
 	vm->codec = qmp_codec_new(0);
-	vm->qmp = (struct loop_source){ ours[0], vm_qmp_ready, vm };
+	vm->qmp = (struct loop_source){ qmp, vm_qmp_ready, vm };
 	vm->qmp_step = QMP_STEP_GREETING;
 	vm->qmp_id = 0;
 	if (!vm->codec || loop_add(l, &vm->qmp, EPOLLIN) < 0) {
-		close(ours[1]);
-		close(ours[2]);
+		close(serial);
+		close(console);
 		goto fail_errno;
 	}
-	if (serial_open(&vm->serial, l, ours[1], vm->dir, "serial.log",
+	if (serial_open(&vm->serial, l, serial, vm->dir, "serial.log",
 			vm->name, SERIAL_LOG_CAP, vm->d->use_syslog) < 0) {
-		close(ours[1]);
-		close(ours[2]);
+		close(console);
 		snprintf(err, len, "start failed: %s/serial.log: %s", vm->dir,
 			 strerror(errno));
 		return -1;
@@ -1014,8 +792,8 @@ static int vm_watch_ends(struct vm *vm, const int *ours, char *err, size_t len)
 	vm->serial_open = true;
 	vm->serial.tap = vm_serial_tap;
 	vm->serial.tap_arg = vm;
-	if (console_open(&vm->console, l, ours[2]) < 0) {
-		close(ours[2]);
+	if (console_open(&vm->console, l, console) < 0) {
+		close(console);
 		goto fail_errno;
 	}
 	vm->console_open = true;
@@ -1025,6 +803,29 @@ static int vm_watch_ends(struct vm *vm, const int *ours, char *err, size_t len)
 
 fail_errno:
 	snprintf(err, len, "start failed: %s", strerror(errno));
+	return -1;
+}
+
+/* Watch every process of the run for its exit. */
+static int vm_watch_children(struct vm *vm, char *err, size_t len)
+{
+	struct vm_run *run = &vm->run;
+
+	vm->fsd = calloc(run->fsd_count + 1, sizeof *vm->fsd);
+	if (!vm->fsd)
+		goto fail;
+	vm->fsd_count = run->fsd_count;
+	for (size_t i = 0; i < run->fsd_count; i++)
+		if (vm_child_watch(vm, &vm->fsd[i], &run->fsd[i]) < 0)
+			goto fail;
+	if (run->passt.pid && vm_child_watch(vm, &vm->passt, &run->passt) < 0)
+		goto fail;
+	if (vm_child_watch(vm, &vm->qemu, &run->qemu) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, len, "start failed: watching the VM's processes: %s",
+		 strerror(errno));
 	return -1;
 }
 
@@ -1078,50 +879,70 @@ void vmstate_start(struct vm *vm, struct client *c)
 	/* From here on every failure unwinds through vm_teardown. */
 	vm->cfg = cfg;
 	vm->accel = vm->d->accel;
-	vm->qemu.src.fd = -1;
-	vm->qemu.pid = 0;
+	vm->qemu = (struct vm_child){ .src.fd = -1 };
+	vm->passt = (struct vm_child){ .src.fd = -1 };
 	vm->fsd_count = 0;
+	vm->launched = false;
 	vm_set_state(vm, VM_STARTING, NULL);
 	vm_wait(vm, c, VM_WAIT_START);
 	vm_log_choices(vm);
 	vm_start_providers(vm);
 }
 
-/* Every provider runs: open what QEMU needs and spawn it. */
+/* Every provider runs: open what the VM uses, then launch it
+ * (vmm/launch.h). */
 static void vm_launch(struct vm *vm)
 {
-	struct vm_config *cfg = vm->cfg;
-	int qemu_end[3] = { -1, -1, -1 }, ours[3] = { -1, -1, -1 }, sv[2];
-	int *disk_fds = NULL, *fs_fds = NULL;
+	struct vm_files files = { .kernel_fd = -1 };
+	struct launch_req q = {
+		.accel = vm->accel,
+		.nics = vm->nics,
+		.nic_count = vm->nic_count,
+		.hotplug_ports = vm->hotplug_ports,
+		.run_dir = vm->dir,
+		.cgroups = vm->d->cgroups,
+		.fsd_log_fd = -1,
+	};
 	char err[512] = "start failed";
-	size_t i;
+	struct privdrop drop;
+	bool dropping;
+	int rc;
 
-	disk_fds = calloc(cfg->disk_count + 1, sizeof *disk_fds);
-	fs_fds = calloc(cfg->share_count + 1, sizeof *fs_fds);
-	if (!disk_fds || !fs_fds)
-		goto fail_errno;
-	for (i = 0; i < cfg->disk_count; i++)
-		disk_fds[i] = -1;
-	for (i = 0; i < cfg->share_count; i++)
-		fs_fds[i] = -1;
-	for (i = 0; i < cfg->disk_count; i++) {
-		disk_fds[i] = vm_open_checked(cfg->disks[i].path,
-					      cfg->disks[i].relpath, true,
-					      err, sizeof err);
-		if (disk_fds[i] < 0)
-			goto fail;
+	/* Opened now, so the VM gets what the loader just checked. */
+	if (vm_files_interim_open(vm->cfg, &files, err, sizeof err) < 0)
+		goto fail;
+	q.files = &files;
+	if (vmuid_pick(vm, &drop, &dropping) < 0) {
+		snprintf(err, sizeof err, "start failed: no uid for QEMU: %s",
+			 strerror(errno));
+		goto fail;
 	}
-	for (i = 0; i < 3; i++) {
-		if (vm_socketpair(sv) < 0)
-			goto fail_errno;
-		ours[i] = sv[0];
-		qemu_end[i] = sv[1];
-	}
+	q.drop = dropping ? &drop : NULL;
 	if (links_prepare(vm, err, sizeof err) < 0)
 		goto fail;
-	if (vm_spawn_fsds(vm, fs_fds, err, sizeof err) < 0)
+	q.nics = vm->nics;
+	q.nic_count = vm->nic_count;
+	q.qemu_log_fd = vm_log_pipe(vm, &vm->qemu_log, &vm->qemu_log_open,
+				    "qemu.log");
+	if (vm->cfg->share_count)
+		q.fsd_log_fd = vm_log_pipe(vm, &vm->fsd_log, &vm->fsd_log_open,
+					   "virtiofsd.log");
+	rc = launch_start(&q, &vm->run, err, sizeof err);
+	/* The children hold the write ends of their logs now. */
+	if (q.qemu_log_fd >= 0)
+		close(q.qemu_log_fd);
+	if (q.fsd_log_fd >= 0)
+		close(q.fsd_log_fd);
+	if (rc < 0)
 		goto fail;
-	if (vm_spawn_qemu(vm, qemu_end, disk_fds, fs_fds, err, sizeof err) < 0)
+	vm->launched = true;
+	vm_files_interim_close(&files);
+	/* QEMU holds the taps now: one that dies takes them along. */
+	for (size_t i = 0; i < vm->nic_count; i++) {
+		close(vm->nics[i].tap_fd);
+		vm->nics[i].tap_fd = -1;
+	}
+	if (vm_watch_children(vm, err, sizeof err) < 0)
 		goto fail;
 	/* Without it a restarted daemon could not find this VM's processes
 	 * (recover.h), so it may not run. */
@@ -1130,20 +951,8 @@ static void vm_launch(struct vm *vm)
 			 strerror(errno));
 		goto fail;
 	}
-	vm_close_fds(qemu_end, 3);
-	vm_close_fds(disk_fds, cfg->disk_count);
-	vm_close_fds(fs_fds, cfg->share_count);
-	free(disk_fds);
-	free(fs_fds);
-	/* QEMU holds the taps now: one that dies takes them along. */
-	for (i = 0; i < vm->nic_count; i++) {
-		close(vm->nics[i].tap_fd);
-		vm->nics[i].tap_fd = -1;
-	}
-	if (vm_watch_ends(vm, ours, err, sizeof err) < 0) {
-		vm_teardown(vm, VM_FAILED, err);
-		return;
-	}
+	if (vm_watch_ends(vm, err, sizeof err) < 0)
+		goto fail;
 	if (vm->wayland_dropped) {
 		static const char note[] =
 			"vmhostd: wayland requested, but this QEMU cannot provide virtio-gpu cross-domain; started without it\n";
@@ -1151,17 +960,8 @@ static void vm_launch(struct vm *vm)
 	}
 	return;
 
-fail_errno:
-	snprintf(err, sizeof err, "start failed: %s", strerror(errno));
 fail:
-	vm_close_fds(qemu_end, 3);
-	vm_close_fds(ours, 3);
-	if (disk_fds)
-		vm_close_fds(disk_fds, cfg->disk_count);
-	if (fs_fds)
-		vm_close_fds(fs_fds, cfg->share_count);
-	free(disk_fds);
-	free(fs_fds);
+	vm_files_interim_close(&files);
 	daemon_log("vm %s: %s", vm->name, err);
 	vm_teardown(vm, VM_FAILED, err);
 }
@@ -1444,22 +1244,12 @@ json_t *vmstate_json(struct vm *vm, bool detail)
 void vmstate_free_all(struct daemon *d)
 {
 	struct vm *vm;
-	size_t i;
 
 	while ((vm = d->vms)) {
 		d->vms = vm->next;
-		if (vm->qemu.pid) {
-			kill(vm->qemu.pid, SIGKILL);
-			waitpid(vm->qemu.pid, NULL, 0);
-			vm_child_close(vm, &vm->qemu);
-		}
-		for (i = 0; i < vm->fsd_count; i++) {
-			if (!vm->fsd[i].pid)
-				continue;
-			kill(vm->fsd[i].pid, SIGKILL);
-			waitpid(vm->fsd[i].pid, NULL, 0);
-			vm_child_close(vm, &vm->fsd[i]);
-		}
+		/* Everything at once, reaped here: we are exiting. */
+		if (vm->launched)
+			launch_kill_wait(&vm->run);
 		if (vmstate_active(vm)) {
 			vm->tearing_down = true;
 			vm->end_state = VM_STOPPED;

@@ -6,9 +6,10 @@
  *              failed      failed (QEMU crashed, exited with status N,
  *                                  a virtiofsd died)
  *
- * and everything it owns while not stopped: the QEMU and virtiofsd
- * processes (pidfds), the QMP, serial and console sockets, the stop
- * timer, and the clients waiting for a transition.  Every transition is an
+ * and everything it owns while not stopped: its run (vmm/launch.h: the
+ * QEMU, virtiofsd and passt processes, their cgroup), the QMP, serial and
+ * console sockets, the stop timer, and the clients waiting for a
+ * transition.  Every transition is an
  * event-loop callback; nothing here blocks.
  */
 #ifndef VMHOSTD_VMSTATE_H
@@ -24,6 +25,7 @@
 #include "daemon/control.h"
 #include "daemon/daemon.h"
 #include "daemon/serial.h"
+#include "vmm/launch.h"
 #include "vmm/qmp.h"
 #include "vmm/vmm.h"
 
@@ -37,13 +39,13 @@ enum vm_state { VM_STOPPED, VM_STARTING, VM_RUNNING, VM_STOPPING, VM_FAILED };
 
 struct vm;
 
-/* A process the VM owns, watched through its pidfd. */
+/* A process of the VM's run, watched through its pidfd (the run's). */
 struct vm_child {
 	struct vm *vm;
 	struct loop_source src;
-	pid_t pid;
-	const char *what;   /* "QEMU", "virtiofsd for share TAG" */
-	char label[VMCONFIG_TAG_MAX + 32];
+	struct launch_proc *proc;
+	pid_t pid;          /* 0 once reaped */
+	const char *label;  /* "QEMU", "virtiofsd for share TAG", "passt" */
 };
 
 enum vm_wait { VM_WAIT_START, VM_WAIT_STOP };
@@ -70,9 +72,12 @@ struct vm {
 	uid_t uid;                 /* QEMU's own uid (privdrop.h); 0: the
 				    * daemon's, when it is not root */
 	bool wayland_dropped;      /* asked for, but the VMM cannot */
+	struct vm_run run;         /* what launch_start started */
+	bool launched;             /* run holds something to release */
 	struct vm_child qemu;
 	struct vm_child *fsd;      /* one per cfg->shares */
 	size_t fsd_count;
+	struct vm_child passt;     /* pid 0 without uplink */
 	struct loop_source qmp;
 	struct qmp_codec *codec;
 	uint64_t qmp_id;

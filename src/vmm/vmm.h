@@ -44,15 +44,17 @@ struct vmm_launch {
 	enum vmm_accel accel;
 	int kernel_fd;         /* cfg->kernel opened O_RDONLY; QEMU opens
 				* /proc/self/fd/N, so no check-to-use race */
-	int qmp_fd;            /* connected socket: QMP monitor */
-	int serial_fd;         /* connected socket: serial console, read by the daemon */
-	int console_fd;        /* connected socket: virtio-console hvc0 */
+	int qmp_fd;            /* listening socket: QMP monitor */
+	int serial_fd;         /* listening socket: serial console, read by the daemon */
+	int console_fd;        /* listening socket: virtio-console hvc0 */
 	const int *disk_fds;   /* one per cfg->disks, opened O_RDONLY */
 	const int *virtiofs_fds; /* one per cfg->shares: connected socket to
 				  * its virtiofsd (vmm/virtiofsd.h) */
 	const struct vmm_nic *nics;
 	size_t nic_count;
 	unsigned int hotplug_ports; /* free pcie-root-ports for provider links */
+	int uplink_fd;         /* cfg->uplink: connected stream socket to
+				* passt (launch.h) */
 };
 
 /* What the backend can do; the daemon reports what it had to leave out. */
@@ -62,7 +64,8 @@ struct vmm_caps {
 void vmm_caps_get(struct vmm_caps *caps);
 
 /* Build the VMM's argv (NULL-terminated, caller frees with vmm_argv_free);
- * argv[0] is the executable's absolute path.  Returns -1 with errno set on
+ * argv[0] is the executable's absolute path.  The VMM starts paused: QMP
+ * "cont" runs the guest once the caller has connected to every socket.  Returns -1 with errno set on
  * failure (EINVAL: a missing fd, a comma where QEMU would split, memory
  * not a whole number of MiB, more than VMM_HOTPLUG_MAX ports). */
 int vmm_argv(const struct vmm_launch *launch, char ***argv);
