@@ -21,9 +21,9 @@
 #define CGROUP_DAEMON_LEAF ".vmhostd" /* never a VM name: those cannot
 				       * start with a dot */
 
-static const char *const cgroup_v1_kinds[CGROUP_DIRS_MAX] = {
-	"memory", "pids", "freezer",
-};
+static const char *const cgroup_v1_kinds[] = { "memory", "pids", "freezer" };
+#define CGROUP_V1_KINDS (sizeof cgroup_v1_kinds / sizeof *cgroup_v1_kinds)
+#define CGROUP_HYBRID_UNIFIED "/sys/fs/cgroup/unified"
 
 bool cgroup_parent_valid(const char *p)
 {
@@ -216,6 +216,7 @@ static int cgroup_root_v2(struct cgroup_root *r, const char *mnt,
 	snprintf(daemon, sizeof daemon, "%s%s", mnt, strcmp(self, "/") ? self : "");
 	r->version = CGROUP_V2;
 	r->kind[0] = "unified";
+	r->v2 = 0;
 	if (asprintf(&r->base[0], "%s/%s", daemon, parent) < 0) {
 		r->base[0] = NULL;
 		return -1;
@@ -229,13 +230,41 @@ static int cgroup_root_v2(struct cgroup_root *r, const char *mnt,
 	return 0;
 }
 
+/* A hybrid host's unified hierarchy, if there is one: a directory there
+ * too, for cgroup BPF. */
+static int cgroup_hybrid_unified(struct cgroup_root *r, const char *parent,
+				 char *why, size_t len)
+{
+	char self[PATH_MAX];
+	struct statfs fs;
+	size_t i = r->count;
+
+	if (statfs(CGROUP_HYBRID_UNIFIED, &fs) < 0 ||
+	    fs.f_type != CGROUP2_SUPER_MAGIC ||
+	    cgroup_self(NULL, self, sizeof self) < 0)
+		return 0;
+	if (asprintf(&r->base[i], "%s%s/%s", CGROUP_HYBRID_UNIFIED,
+		     strcmp(self, "/") ? self : "", parent) < 0) {
+		r->base[i] = NULL;
+		return -1;
+	}
+	r->kind[i] = "unified";
+	r->count = i + 1;
+	if (cgroup_mkdir(r->base[i]) < 0) {
+		snprintf(why, len, "%s: %s", r->base[i], strerror(errno));
+		return -1;
+	}
+	r->v2 = (int)i;
+	return 0;
+}
+
 static int cgroup_root_v1(struct cgroup_root *r, const char *parent,
 			  char *why, size_t len)
 {
 	char mnt[PATH_MAX], self[PATH_MAX];
 
 	r->version = CGROUP_V1;
-	for (size_t i = 0; i < CGROUP_DIRS_MAX; i++) {
+	for (size_t i = 0; i < CGROUP_V1_KINDS; i++) {
 		const char *kind = cgroup_v1_kinds[i];
 
 		if (cgroup_v1_mount(kind, mnt, sizeof mnt) < 0 ||
@@ -257,7 +286,7 @@ static int cgroup_root_v1(struct cgroup_root *r, const char *parent,
 		}
 	}
 	r->memory = r->pids = true;
-	return 0;
+	return cgroup_hybrid_unified(r, parent, why, len);
 }
 
 int cgroup_root_init(struct cgroup_root *r, const char *parent,
@@ -268,6 +297,7 @@ int cgroup_root_init(struct cgroup_root *r, const char *parent,
 	int rc, saved;
 
 	memset(r, 0, sizeof *r);
+	r->v2 = -1;
 	snprintf(why, len, "%s", "");
 	if (!cgroup_parent_valid(parent)) {
 		snprintf(why, len, "invalid cgroup parent name");
@@ -317,6 +347,11 @@ void cgroup_free(struct cgroup *cg)
 const char *cgroup_dir(const struct cgroup *cg, size_t i)
 {
 	return cg->root && i < cg->root->count ? cg->dir[i] : NULL;
+}
+
+const char *cgroup_v2_dir(const struct cgroup *cg)
+{
+	return cg->root && cg->root->v2 >= 0 ? cg->dir[cg->root->v2] : NULL;
 }
 
 static int cgroup_paths(const struct cgroup_root *r, const char *name,

@@ -13,7 +13,9 @@
  *     the leaf DAEMON/PARENT/.vmhostd, as systemd's Delegate= expects.
  *     Kill: cgroup.kill.
  *   - cgroup v1: a directory in each of the memory, pids and freezer
- *     hierarchies.  Kill: freeze, SIGKILL each process, thaw, until
+ *     hierarchies, and in the unified (cgroup2) one of a hybrid host,
+ *     which has no controllers but takes cgroup BPF programs
+ *     (loopfilter.h).  Kill: freeze, SIGKILL each process, thaw, until
  *     empty.
  */
 #ifndef VMHOST_CGROUP_H
@@ -24,7 +26,7 @@
 #include <sys/types.h>
 
 #define CGROUP_PARENT_DEFAULT "vmhost"
-#define CGROUP_DIRS_MAX 3      /* v1: memory, pids, freezer */
+#define CGROUP_DIRS_MAX 4      /* v1: memory, pids, freezer, unified */
 
 enum cgroup_version { CGROUP_V1 = 1, CGROUP_V2 = 2 };
 
@@ -34,6 +36,7 @@ struct cgroup_root {
 	char *base[CGROUP_DIRS_MAX]; /* DAEMON/PARENT in each hierarchy */
 	const char *kind[CGROUP_DIRS_MAX]; /* "memory", ...; v2: "unified" */
 	size_t count;
+	int v2;                /* index of the cgroup2 directory; -1: none */
 	bool memory, pids;     /* whether limits can be set */
 };
 
@@ -75,5 +78,7 @@ int cgroup_destroy(struct cgroup *cg, int timeout_ms);
 void cgroup_free(struct cgroup *cg);
 /* The directory of cg in hierarchy i (for logs and tests). */
 const char *cgroup_dir(const struct cgroup *cg, size_t i);
+/* cg's directory in a cgroup2 hierarchy (for cgroup BPF), or NULL. */
+const char *cgroup_v2_dir(const struct cgroup *cg);
 
 #endif

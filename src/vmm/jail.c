@@ -247,7 +247,10 @@ int jail_enter(const struct jail *j)
 	    fchdir(root) < 0)
 		return -1;
 	close(root);
+	/* An empty /tmp, read-only like all of the root: only a mount point
+	 * (passt's own sandbox mounts a tmpfs there and pivots into it). */
 	if (jail_usr() < 0 || jail_dev(j) < 0 || jail_extras(j) < 0 ||
+	    mkdirat(AT_FDCWD, "tmp", 0755) < 0 ||
 	    mkdirat(AT_FDCWD, "proc", 0555) < 0 ||
 	    mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  j->full_proc ? NULL : "subset=pid") < 0 ||

@@ -9,7 +9,8 @@
  *     merged-/usr links (/bin -> usr/bin, ...), /dev/null, /dev/urandom,
  *     /dev/kvm only under KVM, /proc of its own pid namespace, and what
  *     the jail asks for (a share's tree for virtiofsd, /etc/resolv.conf
- *     for passt).  No /etc, /home, /root, data partition or state dir:
+ *     for passt), and an empty /tmp, a mount point for passt's own
+ *     sandbox (the root is read-only).  No /etc, /home, /root, data partition or state dir:
  *     the old root is detached after pivot_root.
  *   - rlimits: no core dumps, a bounded number of open files.
  *   - for virtiofsd, a user namespace whose root is the VM directory's

@@ -19,6 +19,7 @@
 #include "common/sealcopy.h"
 #include "common/spawn.h"
 #include "vmm/jail.h"
+#include "vmm/loopfilter.h"
 #include "vmm/virtiofsd.h"
 
 #define LAUNCH_BIT(cap) ((uint64_t)1 << (cap))
@@ -267,6 +268,32 @@ out:
 	return rc;
 }
 
+/* Unless the directory says host-loopback, nothing in the run's cgroup
+ * (passt) may reach the host's loopback (loopfilter.h); a host where that
+ * cannot be enforced does not run the VM. */
+static int launch_loopfilter(const struct vm_run *run, char *err, size_t len)
+{
+	const char *dir = run->has_cgroup ? cgroup_v2_dir(&run->cgroup) : NULL;
+	int fd, rc, saved;
+
+	if (!dir) {
+		snprintf(err, len, "start failed: uplink: the host's loopback cannot be kept from this VM here (no cgroup2 hierarchy for its filter); write \"%s\" in uplink to allow it",
+			 VMCONFIG_UPLINK_HOST_LOOPBACK);
+		errno = ENOTSUP;
+		return -1;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = fd < 0 ? -1 : loopfilter_attach(fd);
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		snprintf(err, len, "start failed: uplink: loopback filter on %s: %s",
+			 dir, strerror(saved));
+	errno = saved;
+	return rc;
+}
+
 static int launch_passt(const struct launch_req *q, struct vm_run *run,
 			int *qemu_fd, char *err, size_t len)
 {
@@ -286,6 +313,8 @@ static int launch_passt(const struct launch_req *q, struct vm_run *run,
 	int sv[2], rc;
 
 	snprintf(run->passt.label, sizeof run->passt.label, "passt");
+	if (!cfg->uplink_host_loopback && launch_loopfilter(run, err, len) < 0)
+		return -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(err, len, "start failed: uplink: %s", strerror(errno));
 		return -1;

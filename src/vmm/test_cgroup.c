@@ -49,7 +49,7 @@ static int stubborn(const struct cgroup *cg, pid_t *pid)
 	return pidfd;
 }
 
-static void count_procs(const struct cgroup *cg, int want)
+static void count_procs_in(const char *dir, int want)
 {
 	char path[4096], buf[4096];
 	int n = 0, fd;
@@ -57,7 +57,7 @@ static void count_procs(const struct cgroup *cg, int want)
 
 	/* The grandchild needs a moment to be forked. */
 	for (int tries = 0; tries < 500; tries++) {
-		snprintf(path, sizeof path, "%s/cgroup.procs", cgroup_dir(cg, 0));
+		snprintf(path, sizeof path, "%s/cgroup.procs", dir);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		assert_true(fd >= 0);
 		got = read(fd, buf, sizeof buf - 1);
@@ -71,7 +71,14 @@ static void count_procs(const struct cgroup *cg, int want)
 			return;
 		usleep(10000);
 	}
-	fail_msg("%d processes in %s, want %d", n, cgroup_dir(cg, 0), want);
+	fail_msg("%d processes in %s, want %d", n, dir, want);
+}
+
+/* In every hierarchy: the processes are in all the VM's directories. */
+static void count_procs(const struct cgroup *cg, int want)
+{
+	for (size_t i = 0; i < cg->root->count; i++)
+		count_procs_in(cgroup_dir(cg, i), want);
 }
 
 static void run_kill(struct cgroup_root *r)
@@ -123,8 +130,14 @@ static void test_v1(void **state)
 		skip();
 	}
 	assert_true(r.memory && r.pids);
+	/* A hybrid host: the unified hierarchy too, for cgroup BPF. */
+	struct statfs fs;
+	if (statfs(UNIFIED, &fs) == 0 && fs.f_type == 0x63677270)
+		assert_int_equal(r.v2, 3);
 	/* The limits land where the kernel enforces them. */
 	assert_int_equal(cgroup_create(&r, "lim", 96 << 20, 77, &cg), 0);
+	if (r.v2 >= 0)
+		assert_string_equal(cgroup_v2_dir(&cg), cgroup_dir(&cg, 3));
 	snprintf(path, sizeof path, "%s/memory.limit_in_bytes", cgroup_dir(&cg, 0));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
