@@ -896,9 +896,6 @@ static void vm_launch(struct vm *vm)
 	struct vm_files files = { .kernel_fd = -1 };
 	struct launch_req q = {
 		.accel = vm->accel,
-		.nics = vm->nics,
-		.nic_count = vm->nic_count,
-		.hotplug_ports = vm->hotplug_ports,
 		.run_dir = vm->dir,
 		.cgroups = vm->d->cgroups,
 		.fsd_log_fd = -1,
@@ -920,8 +917,10 @@ static void vm_launch(struct vm *vm)
 	q.drop = dropping ? &drop : NULL;
 	if (links_prepare(vm, err, sizeof err) < 0)
 		goto fail;
+	/* Which links_prepare has just decided. */
 	q.nics = vm->nics;
 	q.nic_count = vm->nic_count;
+	q.hotplug_ports = vm->hotplug_ports;
 	q.qemu_log_fd = vm_log_pipe(vm, &vm->qemu_log, &vm->qemu_log_open,
 				    "qemu.log");
 	if (vm->cfg->share_count)
@@ -1184,10 +1183,11 @@ static json_t *vm_config_json(const struct vm_config *cfg)
 			"guest", "/run/virtiofs/", cfg->shares[i].tag));
 	for (i = 0; i < cfg->provider_count; i++)
 		json_array_append_new(providers, json_string(cfg->providers[i]));
-	return json_pack("{s:s,s:s,s:o,s:o,s:o,s:b,s:b,s:I,s:i,s:s}",
+	return json_pack("{s:s,s:s,s:o,s:o,s:o,s:b,s:b,s:b,s:I,s:i,s:s}",
 		"dir", cfg->dir, "kernel", cfg->kernel,
 		"disks", disks, "shares", shares, "providers", providers,
 		"wayland", cfg->wayland, "uplink", cfg->uplink,
+		"uplink_host_loopback", cfg->uplink_host_loopback,
 		"memory", (json_int_t)cfg->memory, "cpus", (int)cfg->cpus,
 		"cmdline", cfg->cmdline ? cfg->cmdline : "");
 }
