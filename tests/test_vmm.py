@@ -153,3 +153,18 @@ def test_hotplug_ports_boot(tmp_path, kernel):
     rc = run.wait(60)
     assert rc == 0, run.stderr()[-3000:]
     check_gone(run)
+
+
+def test_reconnect(tmp_path, kernel):
+    """launch_reconnect, as a daemon restarted under a running VM uses it:
+    after QMP, serial and console hung up, QEMU takes a new client on each
+    (QMP greets again, both consoles answer), and what the guest wrote
+    while nobody was connected is gone: QEMU keeps none of it."""
+    root, share, run = boot(tmp_path, kernel, extra=["--reconnect"])
+    rc = run.wait(120)
+    err = run.stderr()
+    assert rc == 0, err[-3000:]
+    assert "vmm-try: reconnected: QMP greeted again" in err
+    assert ("vmm-try: reconnected: console and serial answer; written while "
+            "away: serial dropped, console dropped") in err
+    check_gone(run)

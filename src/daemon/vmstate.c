@@ -1233,6 +1233,9 @@ json_t *vmstate_json(struct vm *vm, bool detail)
 			    json_null());
 	json_object_set_new(o, "uid", vmstate_active(vm) && vm->uid ?
 			    json_integer(vm->uid) : json_null());
+	json_object_set_new(o, "cgroup", vm->launched && vm->run.has_cgroup ?
+			    json_string(cgroup_dir(&vm->run.cgroup, 0)) :
+			    json_null());
 	json_object_set_new(o, "notes", notes);
 	json_object_set_new(o, "links", links_json(vm, cfg));
 	if (cfg != vm->cfg)

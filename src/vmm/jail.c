@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,34 +32,6 @@ uint64_t jail_clone_flags(const struct jail *j, bool net)
 	if (j->userns)
 		f |= CLONE_NEWUSER;
 	return f;
-}
-
-int jail_owner_groups(struct jail *j, uid_t uid, gid_t primary)
-{
-	struct passwd pw, *found = NULL;
-	char buf[4096];
-	gid_t all[JAIL_GROUPS_MAX + 2];
-	int n = JAIL_GROUPS_MAX + 2;
-
-	j->group_count = 0;
-	if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) != 0 || !found)
-		return 0; /* no name, no groups: only its primary group */
-	if (getgrouplist(pw.pw_name, primary, all, &n) < 0) {
-		errno = E2BIG;
-		return -1;
-	}
-	for (int i = 0; i < n; i++) {
-		/* 0 is already the primary group inside; the host's group 0
-		 * is not kept (a deliberate narrowing, docs/security.md). */
-		if (all[i] == primary || all[i] == 0)
-			continue;
-		if (j->group_count == JAIL_GROUPS_MAX) {
-			errno = E2BIG;
-			return -1;
-		}
-		j->groups[j->group_count++] = all[i];
-	}
-	return 0;
 }
 
 int jail_tree(int dirfd)
@@ -92,27 +63,22 @@ static int jail_write(pid_t pid, const char *file, const char *text)
 
 int jail_map_ids(pid_t pid, const struct jail *j)
 {
-	char map[(JAIL_GROUPS_MAX + 1) * 36];
-	size_t used;
+	char map[32];
 
 	snprintf(map, sizeof map, "0 %u 1\n", (unsigned int)j->ns_uid);
 	if (jail_write(pid, "uid_map", map) < 0)
 		return -1;
-	used = (size_t)snprintf(map, sizeof map, "0 %u 1\n",
-				(unsigned int)j->ns_gid);
-	for (size_t i = 0; i < j->group_count; i++)
-		used += (size_t)snprintf(map + used, sizeof map - used,
-					 "%u %u 1\n", (unsigned int)j->groups[i],
-					 (unsigned int)j->groups[i]);
+	snprintf(map, sizeof map, "0 %u 1\n", (unsigned int)j->ns_gid);
 	return jail_write(pid, "gid_map", map);
 }
 
 /* Inside the user namespace: become its root, which is the owner on the
- * host, with the owner's groups. */
-static int jail_ns_root(const struct jail *j)
+ * host, without the daemon's groups (unmapped, they would still open
+ * files on the host). */
+static int jail_ns_root(void)
 {
-	if (setgroups(j->group_count, j->groups) < 0 ||
-	    setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 ||
+	    setresuid(0, 0, 0) < 0)
 		return -1;
 	return 0;
 }
@@ -227,7 +193,7 @@ int jail_enter(const struct jail *j)
 
 	/* What we create is for other uids to read (QEMU drops to its own). */
 	umask(022);
-	if (j->userns && jail_ns_root(j) < 0)
+	if (j->userns && jail_ns_root() < 0)
 		return -1;
 	if (unshare(CLONE_NEWNS) < 0 ||
 	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)

@@ -14,9 +14,10 @@
  *     the old root is detached after pivot_root.
  *   - rlimits: no core dumps, a bounded number of open files.
  *   - for virtiofsd, a user namespace whose root is the VM directory's
- *     owner (its primary group, and its other groups mapped to
- *     themselves), so everything it does on the host it does with the
- *     owner's reach, and a bounding set cut to what its sandbox uses.
+ *     owner and primary group (no supplementary groups: Debian's virtiofsd
+ *     drops them itself, CVE-2022-0358), so everything it does on the host
+ *     it does with no more than the owner's reach, and a bounding set cut
+ *     to what its sandbox uses.
  * The uid switch of QEMU and passt (privdrop.h) comes after, in spawn.
  */
 #ifndef VMHOST_JAIL_H
@@ -26,10 +27,6 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
-
-/* Most groups of the owner kept in virtiofsd's user namespace: the
- * kernel takes at most 340 gid_map lines, one is the primary group. */
-#define JAIL_GROUPS_MAX 64
 
 struct jail {
 	bool kvm;             /* /dev/kvm */
@@ -41,13 +38,10 @@ struct jail {
 			       * /share, nosuid, nodev */
 	rlim_t nofile;        /* RLIMIT_NOFILE, soft and hard */
 	/* A user namespace (clone_flags has CLONE_NEWUSER): its uid 0 is
-	 * ns_uid on the host, gid 0 is ns_gid, and each of groups maps to
-	 * itself and is a supplementary group. */
+	 * ns_uid on the host, its gid 0 ns_gid; nothing else is mapped. */
 	bool userns;
 	uid_t ns_uid;
 	gid_t ns_gid;
-	gid_t groups[JAIL_GROUPS_MAX];
-	size_t group_count;
 	uint64_t ns_caps;     /* bounding set in the user namespace */
 };
 
@@ -57,11 +51,6 @@ struct jail {
  * network namespace unless net (passt needs the host's), and a user
  * namespace if j->userns. */
 uint64_t jail_clone_flags(const struct jail *j, bool net);
-
-/* Fill j->groups with the supplementary groups of uid (by its passwd
- * entry; none if it has no entry), leaving out gid 0 and primary.
- * -1 with errno E2BIG if there are more than JAIL_GROUPS_MAX. */
-int jail_owner_groups(struct jail *j, uid_t uid, gid_t primary);
 
 /* A detached copy of the mount tree at dirfd (open_tree), O_CLOEXEC, for
  * j->tree_fd: the very directory the fd names, never looked up again by

@@ -122,17 +122,21 @@ static int launch_connect(int dirfd, const char *name)
 	return fd;
 }
 
+/* Connect to each socket whose fd pointer is not NULL. */
 static int launch_connect_all(int dirfd, int *qmp, int *serial, int *console)
 {
 	int *fds[] = { qmp, serial, console };
 
 	for (size_t i = 0; i < 3; i++) {
+		if (!fds[i])
+			continue;
 		*fds[i] = launch_connect(dirfd, launch_sockets[i]);
 		if (*fds[i] < 0) {
 			int saved = errno;
 
 			while (i--)
-				launch_close(fds[i]);
+				if (fds[i])
+					launch_close(fds[i]);
 			errno = saved;
 			return -1;
 		}
@@ -232,8 +236,8 @@ static int launch_fsd(const struct launch_req *q, struct vm_run *run,
 		j.ns_uid = f->owner;
 		j.ns_gid = f->group;
 		j.ns_caps = LAUNCH_VIRTIOFSD_CAPS;
-		if (jail_owner_groups(&j, f->owner, f->group) < 0 ||
-		    (j.tree_fd = jail_tree(f->share_fds[i])) < 0) {
+		j.tree_fd = jail_tree(f->share_fds[i]);
+		if (j.tree_fd < 0) {
 			snprintf(err, len, "start failed: shared-dirs/%s: %s",
 				 sh->tag, strerror(errno));
 			goto out;

@@ -22,7 +22,7 @@
  * once.  A restarted daemon connects again with launch_reconnect: QEMU
  * serves one client per socket, takes the next after a hang-up (QMP
  * greets again), and drops serial and console output while nobody is
- * connected (tests/test_jail.py shows both).  QEMU starts paused (-S):
+ * connected (vmm-try --reconnect, tests/test_vmm.py, shows both).  QEMU starts paused (-S):
  * the caller's QMP "cont" runs the guest once every end is connected, so
  * no serial byte is written before there is a reader.
  */
@@ -112,7 +112,8 @@ void launch_kill_wait(struct vm_run *run);
 int launch_release(struct vm_run *run);
 
 /* Connect again to a running QEMU's QMP, serial and console sockets in
- * run_dir (after a daemon restart).  Fills the three fds (non-blocking,
+ * run_dir (after a daemon restart), once the previous client of each has
+ * hung up.  Fills each fd whose pointer is not NULL (non-blocking,
  * O_CLOEXEC).  -1 with errno; none is left open then. */
 int launch_reconnect(const char *run_dir, int *qmp_fd, int *serial_fd,
 		     int *console_fd);

@@ -3,7 +3,7 @@
  *   vmm-try --config-root DIR [--data-root DIR] [--accel auto|kvm|tcg]
  *           [--until STRING] [--timeout S] [--hotplug N]
  *           [--console-cmd CMD --console-expect STR --console-out FILE]
- *           [--print-argv] NAME
+ *           [--reconnect] [--print-argv] NAME
  *
  * Loads the VM, opens its files, launches it through the daemon's own
  * launch path (launch.h: virtiofsds, passt, QEMU, each jailed, in one
@@ -13,6 +13,12 @@
  * powers the guest down (ACPI) and waits, killing after a timeout.  Exit 0
  * only when every step worked and QEMU exited by itself; nothing of the
  * run is left either way.
+ *
+ * --reconnect, once the guest is ready: hang up QMP, serial and console
+ * while the guest writes to both consoles, connect again with
+ * launch_reconnect (as a restarted daemon would), and check that QMP greets
+ * again and both consoles work again, and what the guest wrote meanwhile
+ * was dropped (QEMU keeps nothing for an absent client).
  *
  * Run as root, QEMU and passt run as uid and gid 1965535 with no
  * capabilities, jailed, in the cgroup vmm-try-PID/NAME (as vmhostd's
@@ -52,7 +58,7 @@ struct try_opts {
 	const char *console_cmd, *console_expect, *console_out;
 	int timeout_s;
 	unsigned int hotplug;
-	bool print_argv;
+	bool print_argv, reconnect;
 };
 
 struct try_vm {
@@ -78,7 +84,7 @@ static void try_usage(void)
 	fprintf(stderr, "usage: vmm-try --config-root DIR [--data-root DIR] "
 		"[--accel MODE] [--until STR] [--timeout S] [--hotplug N] "
 		"[--console-cmd CMD --console-expect STR --console-out FILE] "
-		"[--print-argv] NAME\n");
+		"[--reconnect] [--print-argv] NAME\n");
 }
 
 static int try_parse(int argc, char **argv, struct try_opts *o)
@@ -94,6 +100,7 @@ static int try_parse(int argc, char **argv, struct try_opts *o)
 		{ "console-expect", required_argument, NULL, 'E' },
 		{ "console-out", required_argument, NULL, 'O' },
 		{ "print-argv", no_argument, NULL, 'p' },
+		{ "reconnect", no_argument, NULL, 'r' },
 		{ 0 },
 	};
 	int c;
@@ -112,6 +119,7 @@ static int try_parse(int argc, char **argv, struct try_opts *o)
 		case 'E': o->console_expect = optarg; break;
 		case 'O': o->console_out = optarg; break;
 		case 'p': o->print_argv = true; break;
+		case 'r': o->reconnect = true; break;
 		default: return -1;
 		}
 	}
@@ -418,6 +426,104 @@ static int try_run_io(const struct try_opts *o, struct try_vm *vm,
 	}
 }
 
+/* Read fd into acc (NUL-terminated, keeping the last cap-1 bytes) until
+ * needle is in it; false at the deadline or EOF. */
+static bool try_wait_for(int fd, const char *needle, char *acc, size_t cap,
+			 long long deadline)
+{
+	size_t len = strlen(acc);
+	char buf[4096];
+
+	while (!strstr(acc, needle)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long left = deadline - try_now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return false;
+		n = read(fd, buf, sizeof buf);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0)
+			return false;
+		for (ssize_t i = 0; i < n; i++) {
+			if (len == cap - 1) {
+				memmove(acc, acc + cap / 2, len - cap / 2);
+				len -= cap / 2;
+			}
+			acc[len++] = buf[i] ? buf[i] : ' ';
+		}
+		acc[len] = '\0';
+	}
+	return true;
+}
+
+static int try_type(int fd, const char *line)
+{
+	size_t len = strlen(line);
+
+	return write(fd, line, len) == (ssize_t)len ? 0 : -1;
+}
+
+/* --reconnect: see the top of this file.  Each time something is written
+ * while its reader is away, the guest says so on the other console, so
+ * the check waits for events, not for time to pass.  Replaces *qc with the
+ * codec of the new QMP session. */
+static int try_reconnect(struct try_vm *vm, struct qmp_codec **qc)
+{
+	struct vm_run *run = &vm->run;
+	long long deadline = try_now_ms() + 60000;
+	char con[TRY_LINE_MAX] = "", ser[TRY_LINE_MAX] = "";
+	bool ser_kept, con_kept;
+
+	/* 1. Serial is away while the guest writes to it. */
+	try_close(&run->serial_fd);
+	if (try_type(run->console_fd, "echo AWAY-ON-SERIAL > /dev/ttyS0; "
+		     "echo WROTE-$((1+1))\n") < 0 ||
+	    !try_wait_for(run->console_fd, "WROTE-2", con, sizeof con, deadline))
+		goto fail;
+	/* 2. Everyone hangs up, as a dying daemon would; a new one connects. */
+	try_close(&run->qmp_fd);
+	try_close(&run->console_fd);
+	qmp_codec_free(*qc);
+	*qc = qmp_codec_new(0);
+	if (!*qc || launch_reconnect(run->run_dir, &run->qmp_fd,
+				     &run->serial_fd, &run->console_fd) < 0) {
+		perror("vmm-try: launch_reconnect");
+		return -1;
+	}
+	if (qmp_sync_handshake(run->qmp_fd, *qc, 10000) < 0) {
+		perror("vmm-try: QMP handshake after reconnecting");
+		return -1;
+	}
+	fprintf(stderr, "vmm-try: reconnected: QMP greeted again\n");
+	con[0] = '\0';
+	if (try_type(run->console_fd, "echo BACK-ON-SERIAL > /dev/ttyS0\n") < 0 ||
+	    !try_wait_for(run->serial_fd, "BACK-ON-SERIAL", ser, sizeof ser,
+			  deadline))
+		goto fail;
+	ser_kept = strstr(ser, "AWAY-ON-SERIAL");
+	/* 3. The console is away while the guest writes to it. */
+	if (try_type(run->console_fd, "(sleep 1; echo AWAY-ON-CONSOLE; "
+		     "echo CONSOLE-WRITTEN > /dev/ttyS0) &\n") < 0)
+		goto fail;
+	try_close(&run->console_fd);
+	if (!try_wait_for(run->serial_fd, "CONSOLE-WRITTEN", ser, sizeof ser,
+			  deadline) ||
+	    launch_reconnect(run->run_dir, NULL, NULL, &run->console_fd) < 0 ||
+	    try_type(run->console_fd, "echo BACK-$((6*7))\n") < 0 ||
+	    !try_wait_for(run->console_fd, "BACK-42", con, sizeof con, deadline))
+		goto fail;
+	con_kept = strstr(con, "AWAY-ON-CONSOLE\r");
+	fprintf(stderr, "vmm-try: reconnected: console and serial answer; "
+		"written while away: serial %s, console %s\n",
+		ser_kept ? "kept" : "dropped", con_kept ? "kept" : "dropped");
+	return 0;
+fail:
+	fprintf(stderr, "vmm-try: reconnect: no answer from the guest\n");
+	return -1;
+}
+
 static int try_boot(const struct try_opts *o, struct try_vm *vm)
 {
 	long long start = try_now_ms(), deadline = start + o->timeout_s * 1000LL;
@@ -453,10 +559,12 @@ static int try_boot(const struct try_opts *o, struct try_vm *vm)
 		goto out;
 	}
 	fprintf(stderr, "vmm-try: ready after %lld ms\n", try_now_ms() - start);
+	if (o->reconnect && try_reconnect(vm, &qc) < 0)
+		goto out;
 	try_list_fds("qemu", vm->run.qemu.pid);
 	for (size_t i = 0; i < vm->run.fsd_count; i++)
 		try_list_fds("virtiofsd", vm->run.fsd[i].pid);
-	if (qmp_sync_command(vm->run.qmp_fd, qc, "system_powerdown", NULL, 3, 5000,
+	if (qmp_sync_command(vm->run.qmp_fd, qc, "system_powerdown", NULL, 4, 5000,
 			     NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vmm-try: system_powerdown: %s\n", err);
 		goto out;
