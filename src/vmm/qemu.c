@@ -129,8 +129,11 @@ static int qemu_args_machine(struct qemu_argv *a, const struct vmm_launch *l)
 	    qemu_arg(a, "-bios") || qemu_arg(a, VMM_QBOOT_PATH) ||
 	    qemu_arg(a, "-accel"))
 		return -1;
+	/* TCG's code cache is memory the VM's cgroup pays for (launch.h):
+	 * a fixed size, not QEMU's default that grows towards 1 GiB. */
 	if (kvm ? qemu_arg(a, "kvm") :
-	    c->cpus > 1 ? qemu_arg(a, "tcg,thread=multi") : qemu_arg(a, "tcg"))
+	    qemu_arg(a, "tcg,tb-size=%u%s", VMM_TCG_TB_MIB,
+		     c->cpus > 1 ? ",thread=multi" : ""))
 		return -1;
 	/* Guest RAM is always shareable memfd: virtio-fs needs it, and one
 	 * path for every VM is one path to test. */

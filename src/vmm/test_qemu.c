@@ -110,7 +110,7 @@ static void test_full(void **state)
 	argv_pair(argv, "-display", "none");
 	argv_pair(argv, "-machine", "q35,memory-backend=mem,i8042=off");
 	argv_pair(argv, "-bios", VMM_QBOOT_PATH);
-	argv_pair(argv, "-accel", "tcg");
+	argv_pair(argv, "-accel", "tcg,tb-size=128");
 	argv_pair(argv, "-cpu", "max");
 	argv_pair(argv, "-m", "512M");
 	argv_pair(argv, "-object", "memory-backend-memfd,id=mem,size=512M,share=on");
@@ -228,7 +228,7 @@ static void test_kvm_smp(void **state)
 	vmm_argv_free(argv);
 	f->l.accel = VMM_ACCEL_TCG;
 	assert_int_equal(vmm_argv(&f->l, &argv), 0);
-	argv_pair(argv, "-accel", "tcg,thread=multi");
+	argv_pair(argv, "-accel", "tcg,tb-size=128,thread=multi");
 	argv_pair(argv, "-cpu", "max");
 	vmm_argv_free(argv);
 }

@@ -25,6 +25,10 @@
 
 enum vmm_accel { VMM_ACCEL_TCG, VMM_ACCEL_KVM };
 
+/* Under TCG, the translated-code cache (MiB): part of what a VM's cgroup
+ * allows beyond guest RAM (launch.h). */
+#define VMM_TCG_TB_MIB 128
+
 /* Resolve --accel auto|kvm|tcg.  For auto: KVM only when /dev/kvm opens
  * read-write and kvm_intel or kvm_amd is loaded (kvm_pvm cannot run a
  * normal guest); otherwise TCG.  *why gets a static sentence for the log.
