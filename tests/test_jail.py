@@ -275,13 +275,15 @@ def test_share_is_the_owners(d, owner):
     with d.console("jq") as con:
         out = con.run(f"cat {S}/mine {S}/public; cat {S}/roots; "
                       f"echo guest > {S}/new; mkdir {S}/newdir; "
-                      f"chown 1000 {S}/new; echo chown=$?")
+                      f"chown 1000 {S}/new; echo chown=$?; chmod 4755 {S}/new")
     assert "mine\npublic\n" in out
     assert f"{S}/roots': Permission denied" in out or "roots: Permission denied" in out, out
     assert "chown=1" in out
     for name in ("new", "newdir"):
         st = os.stat(d.home / name)
         assert (st.st_uid, st.st_gid) == (owner.pw_uid, owner.pw_gid), name
+    # Set-user-ID, as the owner could: to the owner, who has that already.
+    assert os.stat(d.home / "new").st_mode & 0o7777 == 0o4755
     # A guest user other than root has no host identity at all.
     with d.console("jq") as con:
         out = con.run(f"chmod 777 {S}; su -s /bin/sh nobody -c 'echo x > {S}/bynobody'; "
@@ -343,7 +345,7 @@ def test_uplink_does_not_reach_host_loopback(d):
         with d.console("up") as con:
             until_dhcp(con)
             # The outside (here the host's own non-loopback address) works.
-            got = con.run(f"nc -w 5 {host_address()} {out.port} </dev/null")
+            got = con.run(f"wget -O- http://{host_address()}:{out.port}/", timeout=60)
             assert "hello-from-the-host" in got
             # The gateway is no way to the host's loopback...
             got = con.run(f"nc -w 5 10.0.2.2 {lo.port} </dev/null; echo rc=$?",
@@ -373,6 +375,16 @@ def test_uplink_does_not_reach_host_loopback(d):
     finally:
         lo.close()
         out.close()
+
+
+def test_kill9_of_passt_fails_the_vm(d):
+    assert d.vm("start", "up", timeout=180).returncode == 0
+    procs = run_pids(d, "up")
+    (passt,) = helpers_of(d, "up", "passt")
+    os.kill(passt, signal.SIGKILL)
+    rec = d.wait_state("up", ("failed",), 60)
+    assert rec["reason"] == "passt killed by signal 9"
+    assert_gone(d, "up", procs)
 
 
 def test_uplink_with_host_loopback_reaches_it(d):
