@@ -332,18 +332,20 @@ def host_address():
     return out[out.index("src") + 1]
 
 
-def until_dhcp(con):
+def uplink_console(d, name):
+    """Start name, and its console once its uplink has a DHCP lease."""
+    assert d.vm("start", name, timeout=180).returncode == 0
+    d.wait_serial(name, READY, 180)
+    con = d.console(name)
     con.run("i=0; until ip -4 addr show dev eth0 | grep -q 'inet '; do "
             "i=$((i+1)); [ $i -ge 60 ] && break; sleep 1; done", timeout=120)
+    return con
 
 
 def test_uplink_does_not_reach_host_loopback(d):
     lo, out = Listener("127.0.0.1"), Listener(host_address())
     try:
-        assert d.vm("start", "up", timeout=180).returncode == 0
-        d.wait_serial("up", READY, 180)
-        with d.console("up") as con:
-            until_dhcp(con)
+        with uplink_console(d, "up") as con:
             # The outside (here the host's own non-loopback address) works.
             got = con.run(f"wget -O- http://{host_address()}:{out.port}/", timeout=60)
             assert "hello-from-the-host" in got
@@ -390,10 +392,7 @@ def test_kill9_of_passt_fails_the_vm(d):
 def test_uplink_with_host_loopback_reaches_it(d):
     lo = Listener("127.0.0.1")
     try:
-        assert d.vm("start", "uplo", timeout=180).returncode == 0
-        d.wait_serial("uplo", READY, 180)
-        with d.console("uplo") as con:
-            until_dhcp(con)
+        with uplink_console(d, "uplo") as con:
             got = con.run(f"wget -O- http://10.0.2.2:{lo.port}/", timeout=60)
         assert "hello-from-the-host" in got
         assert lo.peers == ["127.0.0.1"]

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/kfile.h"
+
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
@@ -38,55 +40,32 @@ bool cgroup_parent_valid(const char *p)
 	return true;
 }
 
-/* Read dir/name into buf (NUL-terminated); -1 with errno. */
+/* dir/name, or ENAMETOOLONG. */
+static int cgroup_path(char *path, size_t len, const char *dir,
+		       const char *name)
+{
+	if ((size_t)snprintf(path, len, "%s/%s", dir, name) >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 static ssize_t cgroup_read(const char *dir, const char *name, char *buf,
 			   size_t len)
 {
 	char path[PATH_MAX];
-	size_t got = 0;
-	ssize_t n;
-	int fd, saved;
 
-	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	while (got < len - 1 && (n = read(fd, buf + got, len - 1 - got)) > 0)
-		got += (size_t)n;
-	saved = errno;
-	close(fd);
-	buf[got] = '\0';
-	if (n < 0) {
-		errno = saved;
-		return -1;
-	}
-	return (ssize_t)got;
+	return cgroup_path(path, sizeof path, dir, name) < 0 ? -1 :
+	       kfile_read(path, buf, len);
 }
 
 static int cgroup_write(const char *dir, const char *name, const char *text)
 {
 	char path[PATH_MAX];
-	size_t len = strlen(text);
-	ssize_t n;
-	int fd, saved;
 
-	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, len);
-	saved = errno;
-	close(fd);
-	if (n == (ssize_t)len)
-		return 0;
-	errno = n < 0 ? saved : EIO;
-	return -1;
+	return cgroup_path(path, sizeof path, dir, name) < 0 ? -1 :
+	       kfile_write(path, text);
 }
 
 static int cgroup_write_u64(const char *dir, const char *name, uint64_t v)

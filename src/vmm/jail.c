@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/kfile.h"
 #include "common/privdrop.h"
 
 /* The merged-/usr links (or, on a host without them, directories bound
@@ -43,22 +44,9 @@ int jail_tree(int dirfd)
 static int jail_write(pid_t pid, const char *file, const char *text)
 {
 	char path[64];
-	size_t len = strlen(text);
-	int fd, saved;
-	ssize_t n;
 
 	snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	/* One write: the kernel takes a map only whole. */
-	n = write(fd, text, len);
-	saved = errno;
-	close(fd);
-	if (n == (ssize_t)len)
-		return 0;
-	errno = n < 0 ? saved : EIO;
-	return -1;
+	return kfile_write(path, text);
 }
 
 int jail_map_ids(pid_t pid, const struct jail *j)
