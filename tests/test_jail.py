@@ -9,6 +9,7 @@ virtiofsd and passt, a real user created here, and real namespaces:
 - a probe in QEMU's namespaces with QEMU's uid reads no host file, reaches
   no host socket (path or abstract) and sees no host process;
 - vm stop of a VM whose virtiofsd does not act on SIGTERM leaves nothing;
+- uids rotate; the cgroup v2 code holds and empties a real run;
 - kill -9 of QEMU leaves no process, cgroup or mount;
 - what the guest writes in a share is the directory owner's, and guest
   root reaches no more than the owner;
@@ -401,3 +402,39 @@ def test_uplink_with_host_loopback_reaches_it(d):
         assert_gone(d, "uplo", procs)
     finally:
         lo.close()
+
+
+def test_uids_rotate(d):
+    """A VM's uid is not handed out again at once: slots are taken in turn
+    (next-fit), so a uid just given back is the last to be reused."""
+    d.guest("rot")
+    uids = []
+    for _ in range(3):
+        assert d.vm("start", "rot").returncode == 0
+        uids.append(d.request({"op": "info", "name": "rot"})["vm"]["uid"])
+        assert d.vm("stop", "--force", "rot").returncode == 0
+    assert len(set(uids)) == 3 and uids == sorted(uids), uids
+
+
+def test_cgroup_v2_mount(tmp_path, vmhostd_bin, guest_dir):
+    """The cgroup v2 code with a real VM, as far as this host allows: a
+    cgroup2 mount given with --cgroup-mount (the unified hierarchy of a
+    hybrid host, which has no memory or pids controller, so no caps here)
+    holds the run, and a stop empties and removes it (cgroup.kill)."""
+    mount = pathlib.Path("/sys/fs/cgroup/unified")
+    if os.geteuid() != 0 or not mount.is_dir() or \
+            subprocess.run(["stat", "-f", "-c", "%T", str(mount)],
+                           capture_output=True, text=True).stdout.strip() != "cgroup2fs":
+        pytest.skip("no cgroup2 mount at /sys/fs/cgroup/unified")
+    with Daemon.serving(tmp_path, args=["--cgroup-mount", str(mount)]) as d:
+        d.guest("v2", shares={"t": d.root.data_dir("t")})
+        assert "VM cgroups: cgroup v2" in d.stderr()
+        assert d.vm("start", "v2").returncode == 0
+        rec = d.request({"op": "info", "name": "v2"})["vm"]
+        cg = pathlib.Path(rec["cgroup"])
+        assert cg.is_relative_to(mount)
+        procs = [int(p) for p in (cg / "cgroup.procs").read_text().split()]
+        assert rec["pid"] in procs and len(procs) == 3
+        assert "populated 1" in (cg / "cgroup.events").read_text()
+        assert d.vm("stop", "--force", "v2").returncode == 0
+        assert_gone(d, "v2", procs)
