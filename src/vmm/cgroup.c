@@ -2,14 +2,13 @@
 #include "vmm/cgroup.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
-#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 

@@ -2,20 +2,13 @@
 #include "vmm/virtiofsd.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include "common/spawn.h"
 
 int virtiofsd_sockets(const char *tmp_path, int *listen_fd, int *qemu_fd)
 {
