@@ -247,6 +247,14 @@ class Daemon:
                     not d.name.startswith(".") and (name is None or d.name == name)]
         return out
 
+    def remove_cgroup_parent(self):
+        """Once the daemon is gone: no VM cgroup of it is left, and its
+        own (empty) parent goes, which it cannot remove itself where the
+        hierarchy's root is 0555 (it dropped dac_override)."""
+        assert not self.cgroups(), f"cgroups left: {self.cgroups()}"
+        for base in qemu.cgroup_dirs(self.cgroup_parent):
+            base.rmdir()
+
     def assert_clean(self, name=None):
         """No QEMU, virtiofsd, passt, socket or cgroup left for stopped
         VMs."""
@@ -289,10 +297,6 @@ class Daemon:
                 pass
         assert not left, "left running after vmhostd exited: " + "; ".join(map(cmdline, left))
         assert not self.control.exists(), "control socket left behind"
-        assert not self.cgroups(), f"cgroups left: {self.cgroups()}"
-        # The daemon's own (empty) parent stays where it could not remove
-        # it without the capabilities it dropped.
-        for base in qemu.cgroup_dirs(self.cgroup_parent):
-            base.rmdir()
+        self.remove_cgroup_parent()
         self.log.close()
         subprocess.run(["rm", "-rf", str(self.state)])
