@@ -28,7 +28,7 @@ def loader():
                      (FILE, "c/app/providers/net/net", b""), (FILE, "c/app/wayland", b""),
                      (FILE, "c/app/memory", b"512M\n"), (FILE, "c/app/cpus", b"2"),
                      (FILE, "c/app/cmdline", b"console=ttyS0 quiet\n"), (FILE, "c/app/uplink", b""),
-                     *vm("net")),
+                     *vm("net"), (FILE, "c/net/uplink", b"host-loopback\n")),
         "cycle": tree(*vm("a"), *vm("b"), (FILE, "c/a/providers/net/b", b""),
                       (FILE, "c/b/providers/net/a", b"")),
         "hostile": tree((FIFO, "c/f/vmlinux"), (FIFO, "c/f/blk/x.img"),

@@ -33,7 +33,7 @@ LAYERS = {
     "monitor": [
         ["monitor", "statedir", "privileges"],
         ["netlinks", "vmuid", "channel", "record"],
-        ["mvm", "mlaunch"],
+        ["mvm"],
         ["adopt", "handover"],
         ["enginep"],
         ["vmhostd"],           # main

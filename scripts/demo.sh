@@ -37,7 +37,7 @@ export VMHOST_STATE_DIR=$state
 if ! "$vm" list >/dev/null 2>&1; then
 	# shellcheck disable=SC2086 (a list of words)
 	"$vmhostd" --config-root "$data" --data-root "$build/demo" \
-		--state-dir "$state" ${VMHOSTD_OPTIONS:-}
+		--state-dir "$state" --cgroup-parent vmhost-demo ${VMHOSTD_OPTIONS:-}
 fi
 
 # Providers first: appvm gets its network from netvm.
@@ -61,8 +61,10 @@ The demo VMs run under vmhostd (state in $state).
   $vm stop appvm           # ACPI power off (--force to kill)
 
 The shared directory is $build/demo/shared/demo (/run/virtiofs/demo in appvm).
-appvm's network goes through netvm (NAT out of its uplink); the host's
-loopback is 10.0.2.2 from there.  Serve something on the host:
+appvm's network goes through netvm (NAT out of its uplink, which passt
+provides); netvm's uplink file says host-loopback, so the host's loopback
+is 10.0.2.2 from there (without it, nothing reaches it).  Serve something
+on the host:
 
   python3 -m http.server --bind 127.0.0.1 8000
 

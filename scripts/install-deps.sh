@@ -11,13 +11,13 @@ packages=(
 	# build
 	build-essential meson ninja-build pkg-config libjansson-dev libmnl-dev
 	libcmocka-dev clang musl-tools libseccomp-dev
-	# VMM
-	qemu-system-x86 qemu-system-common qemu-utils
+	# VMM; passt is the uplink's NAT (docs/networking.md)
+	qemu-system-x86 qemu-system-common qemu-utils passt
 	# guest kit: kernel source and its build tools, images
 	linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils
 	busybox-static e2fsprogs fdisk nftables
 	# tests; tmux gives `vm console` a real terminal
-	python3-pytest iproute2 procps psmisc socat tmux
+	python3-pytest iproute2 procps psmisc socat tmux util-linux
 	# leak checks (tests/test_valgrind.py)
 	valgrind
 	# fuzzing (make fuzz, the smoke in make check): clang's libFuzzer

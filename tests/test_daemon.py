@@ -199,6 +199,7 @@ def test_detached_daemon_listens_on_return(tmp_path):
     finally:
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, "vmhostd exit")
+        d.remove_cgroup_parent()
     assert not d.control.exists()
     assert "listening on" in (d.state / "vmhostd.log").read_text()
     subprocess.run(["rm", "-rf", str(d.state)])

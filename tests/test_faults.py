@@ -14,16 +14,18 @@ import time
 import pytest
 
 from helpers.daemon import READY, VMHOSTD, Daemon, cmdline, descendants, wait_until
+from helpers.qemu import kill_cgroup_tree
 
 
-def qemu_pids(name):
-    """Every QEMU on the host running the VM called name."""
-    out = []
-    for p in pathlib.Path("/proc").iterdir():
-        if p.name.isdigit() and f"guest={name}," in cmdline(p.name) and \
-                "qemu-system" in cmdline(p.name):
-            out.append(int(p.name))
-    return out
+def qemu_pids(d, name):
+    """Every QEMU running d's VM called name: those in its cgroup (other
+    daemons on this host may run a VM of that name too)."""
+    out = set()
+    for cg in d.cgroups(name):
+        for pid in (cg / "cgroup.procs").read_text().split():
+            if f"guest={name}," in cmdline(pid) and "qemu-system" in cmdline(pid):
+                out.add(int(pid))
+    return sorted(out)
 
 
 def alive(pid):

@@ -77,7 +77,8 @@ def d(tmp_path_factory, vm_bin, vmhostd_bin, guest_dir):
         for p in providers:
             v.provider(p)
         if uplink:
-            v.setting("uplink", "")
+            # The tests' web server is on the host's loopback.
+            v.setting("uplink", "host-loopback")
         return v
 
     vm("netvm", "netvm.img", uplink=True)

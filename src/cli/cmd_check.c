@@ -52,7 +52,7 @@ static json_t *check_json_config(const struct vm_config *c)
 			"host_dir", check_jstr(c->shares[i].host_dir)));
 	for (size_t i = 0; i < c->provider_count; i++)
 		json_array_append_new(providers, json_string(c->providers[i]));
-	return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:b,s:b,s:I,s:i,s:o}",
+	return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:b,s:b,s:b,s:I,s:i,s:o}",
 			 "name", c->name,
 			 "dir", check_jstr(c->dir),
 			 "kernel", check_jstr(c->kernel),
@@ -61,6 +61,7 @@ static json_t *check_json_config(const struct vm_config *c)
 			 "providers", providers,
 			 "wayland", c->wayland,
 			 "uplink", c->uplink,
+			 "uplink_host_loopback", c->uplink_host_loopback,
 			 "memory", (json_int_t)c->memory,
 			 "cpus", (int)c->cpus,
 			 "cmdline", check_jstr(c->cmdline));

@@ -86,7 +86,9 @@ static void info_print(json_t *vm)
 		json_array_foreach(a, i, x)
 			printf("net:       provided by %s\n", cli_text(json_string_value(x)));
 		if (json_is_true(json_object_get(cfg, "uplink")))
-			printf("net:       uplink\n");
+			printf("net:       uplink (passt)%s\n",
+			       json_is_true(json_object_get(cfg, "uplink_host_loopback")) ?
+			       ", may reach the host's loopback" : "");
 		printf("wayland:   %s\n", json_is_true(json_object_get(cfg, "wayland")) ?
 		       "requested" : "no");
 	}

@@ -649,12 +649,16 @@ static void test_flags(void **state)
 	assert_true(t->cfg->wayland);
 	assert_true(t->cfg->uplink);
 	assert_int_equal(t->d.count, 0);
+	assert_false(t->cfg->uplink_host_loopback);
 	t_puts(t, "vm/wayland", "yes\n");
-	t_puts(t, "vm/uplink", "eth0");
+	t_puts(t, "vm/uplink", "host-loopback\n");
 	t_valid(t, "vm");
 	assert_true(t->cfg->wayland);
+	assert_true(t->cfg->uplink && t->cfg->uplink_host_loopback);
 	assert_warning(t, "wayland", "not empty (4 bytes)");
-	assert_warning(t, "uplink", "not empty (4 bytes)");
+	t_puts(t, "vm/uplink", "eth0");
+	t_invalid(t, "vm");
+	assert_error(t, "uplink", "invalid uplink setting \"eth0\": expected an empty file or \"host-loopback\"");
 
 	t_vm(t, "vm2");
 	t_dir(t, "vm2/wayland");

@@ -889,7 +889,7 @@ static void load_providers(struct load *l)
 		load_provider_valid(l, c->providers[i]);
 }
 
-/* wayland, uplink: present or not; contents ignored. */
+/* wayland: present or not; contents ignored. */
 static bool load_flag(struct load *l, const char *name)
 {
 	struct stat st;
@@ -912,6 +912,29 @@ static void vmconfig_rstrip(char *s, size_t *len)
 	while (*len && (s[*len - 1] == ' ' || s[*len - 1] == '\t' ||
 			s[*len - 1] == '\n' || s[*len - 1] == '\r'))
 		s[--*len] = '\0';
+}
+
+/* uplink: empty, or "host-loopback" to let the guest reach the host's
+ * loopback services through the uplink's gateway address. */
+static void load_uplink(struct load *l)
+{
+	char buf[VMCONFIG_SETTING_MAX + 2], *q;
+	size_t len;
+
+	if (load_setting(l, "uplink", buf, &len) <= 0)
+		return;
+	vmconfig_rstrip(buf, &len);
+	l->cfg->uplink = true;
+	if (!len)
+		return;
+	if (strlen(buf) == len && !strcmp(buf, VMCONFIG_UPLINK_HOST_LOOPBACK)) {
+		l->cfg->uplink_host_loopback = true;
+		return;
+	}
+	q = load_quote(l, buf, len);
+	load_error(l, "uplink", "invalid uplink setting \"%s\": expected an empty file or \"%s\"",
+		   q, VMCONFIG_UPLINK_HOST_LOOPBACK);
+	free(q);
 }
 
 static void load_settings(struct load *l)
@@ -956,7 +979,7 @@ static void load_settings(struct load *l)
 					      VMCONFIG_CMDLINE_ROOTFS :
 					      VMCONFIG_CMDLINE_BLK);
 	l->cfg->wayland = load_flag(l, "wayland");
-	l->cfg->uplink = load_flag(l, "uplink");
+	load_uplink(l);
 }
 
 static void load_unknown(struct load *l)

@@ -31,6 +31,7 @@
 #define VMCONFIG_SETTING_MAX 4096 /* bytes in memory, cpus, cmdline */
 #define VMCONFIG_CMDLINE_ROOTFS "console=ttyS0 root=/dev/vda"
 #define VMCONFIG_CMDLINE_BLK "console=ttyS0 root=PARTLABEL=root"
+#define VMCONFIG_UPLINK_HOST_LOOPBACK "host-loopback"
 
 enum diag_level { DIAG_NOTE, DIAG_WARNING, DIAG_ERROR };
 
@@ -74,6 +75,7 @@ struct vm_config {
 	size_t provider_count;
 	bool wayland;
 	bool uplink;
+	bool uplink_host_loopback;  /* uplink says "host-loopback" */
 	uint64_t memory;            /* bytes */
 	unsigned int cpus;
 	char *cmdline;              /* kernel command line (default or file) */

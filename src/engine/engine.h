@@ -28,7 +28,4 @@ struct engine {
 	bool shutting_down;
 };
 
-/* The engine process: argv as the monitor passes it (--engine ...). */
-int engine_main(int argc, char **argv);
-
 #endif

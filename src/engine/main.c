@@ -10,6 +10,8 @@
  *
  * fd 3 is the channel to the monitor, fd 4 the control socket.
  */
+#include "engine/main.h"
+
 #include "engine/engine.h"
 
 #include <errno.h>
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "engine/engine.h"
 #include "engine/backend.h"
 #include "engine/request.h"
 #include "engine/allowlist.h"

@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "common/privdrop.h"
+#include "monitor/channel.h"
 #include "monitor/mvm.h"
 #include "monitor/netlinks.h"
 #include "monitor/record.h"
@@ -36,31 +37,6 @@ extern char **environ;
 
 static void enginep_channel(struct loop_source *src, uint32_t events);
 static void enginep_exited(struct loop_source *src, uint32_t events);
-
-void engine_send(struct monitor *m, uint16_t type, uint32_t seq, json_t *o,
-		 const int *fds, size_t nfds)
-{
-	char *s = NULL;
-
-	if (!o)
-		o = json_object();
-	if (m->engine.fd < 0)
-		goto out;
-	s = json_dumps(o, JSON_COMPACT);
-	if (!s) {
-		daemon_log("message %u to the engine: cannot encode it", type);
-		goto out;
-	}
-	if (ps_send(m->engine.fd, type, seq, s, strlen(s), fds, nfds) < 0) {
-		daemon_log("message %u to the engine: %s%s", type, strerror(errno),
-			   errno == EAGAIN ? ": it does not read; killing it" : "");
-		if (errno == EAGAIN && m->engine_pid > 0)
-			kill(m->engine_pid, SIGKILL);
-	}
-out:
-	free(s);
-	json_decref(o);
-}
 
 /* --- the jail --- */
 

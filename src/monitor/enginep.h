@@ -23,10 +23,4 @@ void enginep_shutdown(struct monitor *m, bool force);
 /* Kill the engine (SIGKILL) without a restart: exit, re-exec. */
 void enginep_stop(struct monitor *m);
 
-/* Send o (stolen; NULL sends {}) with fds (kept).  Without an engine, or
- * when it does not read, nothing is sent (and a stuck engine is killed):
- * the monitor never waits for it. */
-void engine_send(struct monitor *m, uint16_t type, uint32_t seq, json_t *o,
-		 const int *fds, size_t nfds);
-
 #endif

@@ -25,10 +25,10 @@ static int handover_keep(int fd, bool keep)
 	return fcntl(fd, F_SETFD, keep ? fl & ~FD_CLOEXEC : fl | FD_CLOEXEC);
 }
 
-static json_t *handover_child(const struct mchild *ch)
+static json_t *handover_proc(const struct launch_proc *p)
 {
-	return json_pack("{s:s,s:i,s:i}", "what", ch->what, "pid", (int)ch->pid,
-			 "pidfd", ch->src.fd);
+	return json_pack("{s:s,s:i,s:i}", "what", p->label, "pid", (int)p->pid,
+			 "pidfd", p->pidfd);
 }
 
 /* Every fd the new image needs, kept (or, with keep false, not). */
@@ -42,32 +42,37 @@ static void handover_fds(struct monitor *m, bool keep)
 		for (int i = 0; i < RUN_FDS; i++)
 			if (vm->fds[i] >= 0)
 				handover_keep(vm->fds[i], keep);
-		if (vm->qemu.src.fd >= 0)
-			handover_keep(vm->qemu.src.fd, keep);
-		for (size_t i = 0; i < vm->helper_count; i++)
-			if (vm->helpers[i].src.fd >= 0)
-				handover_keep(vm->helpers[i].src.fd, keep);
+		if (vm->run.qemu.pid)
+			handover_keep(vm->run.qemu.pidfd, keep);
+		if (vm->run.passt.pid)
+			handover_keep(vm->run.passt.pidfd, keep);
+		for (size_t i = 0; i < vm->run.fsd_count; i++)
+			if (vm->run.fsd[i].pid)
+				handover_keep(vm->run.fsd[i].pidfd, keep);
 	}
 }
 
 static json_t *handover_json(struct monitor *m)
 {
 	json_t *vms = json_array(), *fds, *helpers;
+	struct vm_run *run;
 
 	for (struct mvm *vm = m->vms; vms && vm; vm = vm->next) {
 		if (!vm->launched)
 			continue;
+		run = &vm->run;
 		fds = json_array();
 		helpers = json_array();
 		for (int i = 0; i < RUN_FDS; i++)
 			json_array_append_new(fds, json_integer(vm->fds[i]));
-		for (size_t i = 0; i < vm->helper_count; i++)
-			if (vm->helpers[i].pid)
-				json_array_append_new(helpers,
-					handover_child(&vm->helpers[i]));
+		for (size_t i = 0; i < run->fsd_count; i++)
+			if (run->fsd[i].pid)
+				json_array_append_new(helpers, handover_proc(&run->fsd[i]));
+		if (run->passt.pid)
+			json_array_append_new(helpers, handover_proc(&run->passt));
 		json_array_append_new(vms, json_pack("{s:s,s:o,s:o,s:o,s:b}",
 			"name", vm->name, "fds", fds,
-			"qemu", vm->qemu.pid ? handover_child(&vm->qemu) : json_null(),
+			"qemu", run->qemu.pid ? handover_proc(&run->qemu) : json_null(),
 			"helpers", helpers, "killing", vm->killing));
 	}
 	return json_pack("{s:i,s:i,s:o}", "lock", m->lock_fd, "control",
@@ -142,49 +147,68 @@ int handover_read(struct monitor *m, int fd)
 	return 0;
 }
 
-/* One VM back: its fds, its processes (still our children), the rest
- * from its record. */
+/* One process of the run back: still our child, its pidfd kept. */
+static bool handover_proc_back(json_t *o, struct launch_proc *p)
+{
+	int fd = handover_fd_ok(json_object_get(o, "pidfd"));
+	json_int_t pid = json_integer_value(json_object_get(o, "pid"));
+
+	if (fd < 0 || pid <= 1)
+		return false;
+	handover_keep(fd, false);
+	*p = (struct launch_proc){ .pid = (pid_t)pid, .pidfd = fd };
+	snprintf(p->label, sizeof p->label, "%s",
+		 json_string_value(json_object_get(o, "what")) ?: "helper");
+	return true;
+}
+
+/* One VM back: its fds, its processes (still our children, so their
+ * exit statuses are not lost), its cgroup; the rest from its record. */
 static void handover_vm(struct monitor *m, json_t *o)
 {
 	const char *name = json_string_value(json_object_get(o, "name"));
-	json_t *fds = json_object_get(o, "fds"), *q = json_object_get(o, "qemu");
-	json_t *helpers = json_object_get(o, "helpers"), *h;
+	json_t *fds = json_object_get(o, "fds"), *h, *rec;
+	json_t *helpers = json_object_get(o, "helpers");
+	struct launch_proc *p, q;
+	struct vm_run *run;
 	struct mvm *vm;
 	size_t i;
 	int fd;
 
-	if (!name || !vmconfig_name_valid(name) || !(vm = record_load(m, name)))
+	if (!name || !vmconfig_name_valid(name) || !(vm = mvm_find(m, name, true)))
 		return;
+	rec = record_read(vm->run_dir);
+	if (!rec) {
+		daemon_log("vm %s: no record in %s; its processes are left unwatched",
+			   name, vm->run_dir);
+		return;
+	}
+	record_fill(m, vm, rec);
+	json_decref(rec);
 	for (int k = 0; k < RUN_FDS; k++) {
 		fd = handover_fd_ok(json_array_get(fds, (size_t)k));
 		if (fd >= 0)
 			handover_keep(fd, false);
 		vm->fds[k] = fd;
 	}
-	if ((fd = handover_fd_ok(json_object_get(q, "pidfd"))) >= 0) {
-		handover_keep(fd, false);
-		snprintf(vm->qemu.what, sizeof vm->qemu.what, "QEMU");
-		mvm_watch(vm, &vm->qemu,
-			  (pid_t)json_integer_value(json_object_get(q, "pid")), fd,
-			  true);
-	}
-	vm->helpers = calloc(json_array_size(helpers) + 1, sizeof *vm->helpers);
+	run = &vm->run;
+	run->run_dir = strdup(vm->run_dir);
+	run->fsd = calloc(json_array_size(helpers) + 1, sizeof *run->fsd);
+	handover_proc_back(json_object_get(o, "qemu"), &run->qemu);
 	json_array_foreach(helpers, i, h) {
-		fd = handover_fd_ok(json_object_get(h, "pidfd"));
-		if (!vm->helpers || fd < 0)
+		if (!run->fsd || !handover_proc_back(h, &q))
 			continue;
-		handover_keep(fd, false);
-		snprintf(vm->helpers[vm->helper_count].what,
-			 sizeof vm->helpers[0].what, "%s",
-			 json_string_value(json_object_get(h, "what")) ?: "helper");
-		mvm_watch(vm, &vm->helpers[vm->helper_count++],
-			  (pid_t)json_integer_value(json_object_get(h, "pid")), fd,
-			  true);
+		p = !strcmp(q.label, "passt") ? &run->passt :
+		    &run->fsd[run->fsd_count++];
+		*p = q;
 	}
+	if (m->cgroups && cgroup_open(m->cgroups, name, &run->cgroup) == 0)
+		run->has_cgroup = true;
+	mvm_watch_run(vm, true);
 	vm->killing = json_is_true(json_object_get(o, "killing"));
 	netlinks_adopt(m, vm);
 	daemon_log("vm %s: taken over from the previous image: QEMU pid %d",
-		   name, (int)vm->qemu.pid);
+		   name, (int)run->qemu.pid);
 }
 
 void handover_adopt(struct monitor *m)

@@ -22,6 +22,8 @@
 #include "config/vmconfig.h"
 #include "config/vmfiles.h"
 #include "privsep/privsep.h"
+#include "vmm/cgroup.h"
+#include "vmm/launch.h"
 #include "vmm/vmm.h"
 
 struct addrtable;
@@ -29,14 +31,17 @@ struct mlink;
 struct mload;
 struct mvm;
 
-/* One process of a VM, watched through its pidfd. */
+/* One process of a VM, watched through its own pidfd (a dup of the
+ * run's).  proc is its entry in the run (launch.h), whose pid goes to 0
+ * once it is reaped. */
 struct mchild {
 	struct mvm *vm;
 	struct loop_source src;
 	pid_t pid;
 	bool ours;               /* our child (reaped with its status); an
 				  * adopted one is only watched */
-	char what[VMCONFIG_TAG_MAX + 32]; /* "QEMU", "virtiofsd for share TAG" */
+	struct launch_proc *proc;
+	char what[64];           /* "QEMU", "virtiofsd for share TAG", "passt" */
 };
 
 /* The fds of a run that the engine gets (and gets again after a
@@ -55,11 +60,13 @@ struct mvm {
 	struct vm_files files;
 	bool held;
 
-	/* The run. */
+	/* The run: what launch.h started (processes, cgroup, sockets), and
+	 * a watcher per process. */
 	bool launched;
 	bool killing;            /* PS_KILL, or QEMU exited: until all gone */
+	struct vm_run run;
 	struct mchild qemu;
-	struct mchild *helpers;
+	struct mchild *helpers;  /* the virtiofsds, then passt */
 	size_t helper_count;
 	int fds[RUN_FDS];
 	uid_t uid;
@@ -86,6 +93,8 @@ struct monitor {
 	uid_t uid_base;          /* QEMU of slot N runs as uid base + N */
 	uid_t engine_uid;
 	const char *link_prefix;
+	struct cgroup_root *cgroups;  /* where VM cgroups go; NULL: none (not
+				       * root) */
 	char **argv;             /* for the re-exec on SIGHUP */
 	char *exe_path;          /* the binary on disk, as at start-up */
 	int lock_fd;

@@ -15,11 +15,18 @@
 
 #include "common/log.h"
 #include "config/vmjson.h"
-#include "monitor/enginep.h"
-#include "monitor/mlaunch.h"
+#include "monitor/channel.h"
 #include "monitor/netlinks.h"
 #include "monitor/record.h"
 #include "monitor/statedir.h"
+#include "monitor/vmuid.h"
+
+void mvm_run_clear(struct vm_run *run)
+{
+	*run = (struct vm_run){ .qmp_fd = -1, .serial_fd = -1,
+				.console_fd = -1, .qemu.pidfd = -1,
+				.passt.pidfd = -1 };
+}
 
 /* Shutting down: quit once the engine said bye and nothing runs. */
 void monitor_quit_if_done(struct monitor *m)
@@ -55,6 +62,7 @@ struct mvm *mvm_find(struct monitor *m, const char *name, bool create)
 	snprintf(vm->name, sizeof vm->name, "%s", name);
 	vm_files_init(&vm->files);
 	vm->qemu.src.fd = -1;
+	mvm_run_clear(&vm->run);
 	for (int i = 0; i < RUN_FDS; i++)
 		vm->fds[i] = -1;
 	vm->next = m->vms;
@@ -260,13 +268,8 @@ static void mvm_child_close(struct mchild *ch)
 	}
 	ch->src.fd = -1;
 	ch->pid = 0;
-}
-
-static int mvm_signal(struct mchild *ch, int sig)
-{
-	if (!ch->pid || ch->src.fd < 0)
-		return 0;
-	return (int)syscall(SYS_pidfd_send_signal, ch->src.fd, sig, NULL, 0);
+	if (ch->proc)
+		ch->proc->pid = 0;   /* reaped: launch_release may go on */
 }
 
 static bool mvm_all_reaped(const struct mvm *vm)
@@ -289,6 +292,12 @@ static void mvm_gone(struct mvm *vm)
 			close(vm->fds[i]);
 		vm->fds[i] = -1;
 	}
+	/* Whatever the watched processes left behind in the cgroup (a
+	 * virtiofsd's worker) goes now; its sockets too. */
+	if (launch_release(&vm->run) < 0)
+		daemon_log("vm %s: its cgroup could not be emptied: %s", vm->name,
+			   strerror(errno));
+	mvm_run_clear(&vm->run);
 	free(vm->helpers);
 	vm->helpers = NULL;
 	vm->helper_count = 0;
@@ -322,13 +331,6 @@ static void mvm_exit_reason(const struct mchild *ch, const siginfo_t *si,
 			 si->si_status);
 }
 
-/* Every process left, once QEMU is gone: a helper has nothing to serve. */
-static void mvm_kill_helpers(struct mvm *vm, int sig)
-{
-	for (size_t i = 0; i < vm->helper_count; i++)
-		mvm_signal(&vm->helpers[i], sig);
-}
-
 static void mvm_child_ready(struct loop_source *src, uint32_t events)
 {
 	struct mchild *ch = src->arg;
@@ -355,39 +357,209 @@ static void mvm_child_ready(struct loop_source *src, uint32_t events)
 	engine_send(vm->m, PS_EXITED, 0, json_pack("{s:s,s:s,s:b,s:b}",
 		"name", vm->name, "reason", reason, "main", main, "clean", clean),
 		NULL, 0);
+	/* Once QEMU is gone its helpers have nothing to serve: the whole
+	 * cgroup goes, whatever a process does with SIGTERM. */
 	if (main && !vm->killing) {
 		vm->killing = true;
-		mvm_kill_helpers(vm, SIGTERM);
+		launch_kill(&vm->run);
 	}
 	if (mvm_all_reaped(vm))
 		mvm_gone(vm);
 }
 
-void mvm_watch(struct mvm *vm, struct mchild *ch, pid_t pid, int pidfd,
+void mvm_watch(struct mvm *vm, struct mchild *ch, struct launch_proc *proc,
 	       bool ours)
 {
+	int fd = fcntl(proc->pidfd, F_DUPFD_CLOEXEC, 3);
+
 	ch->vm = vm;
-	ch->pid = pid;
+	ch->proc = proc;
+	ch->pid = proc->pid;
 	ch->ours = ours;
-	ch->src = (struct loop_source){ pidfd, mvm_child_ready, ch };
-	if (loop_add(&vm->m->loop, &ch->src, EPOLLIN) < 0) {
-		/* Unwatchable: make sure it goes, and reap it now. */
-		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+	snprintf(ch->what, sizeof ch->what, "%s", proc->label);
+	ch->src = (struct loop_source){ fd, mvm_child_ready, ch };
+	if (fd < 0 || loop_add(&vm->m->loop, &ch->src, EPOLLIN) < 0) {
+		/* Unwatchable: it may not run. */
+		daemon_log("vm %s: watching %s: %s; killing it", vm->name,
+			   proc->label, strerror(errno));
+		syscall(SYS_pidfd_send_signal, proc->pidfd, SIGKILL, NULL, 0);
 		if (ours)
-			waitpid(pid, NULL, 0);
-		close(pidfd);
+			waitpid(proc->pid, NULL, 0);
+		if (fd >= 0)
+			close(fd);
 		ch->src.fd = -1;
-		ch->pid = 0;
+		ch->pid = proc->pid = 0;
 	}
 }
 
+/* A watcher for every process of the run: QEMU, the virtiofsds, passt. */
+int mvm_watch_run(struct mvm *vm, bool ours)
+{
+	struct vm_run *run = &vm->run;
+	size_t n = run->fsd_count + 1, i;
+
+	vm->helpers = calloc(n, sizeof *vm->helpers);
+	if (!vm->helpers)
+		return -1;
+	vm->helper_count = 0;
+	for (i = 0; i < run->fsd_count; i++)
+		if (run->fsd[i].pid)
+			mvm_watch(vm, &vm->helpers[vm->helper_count++], &run->fsd[i],
+				  ours);
+	if (run->passt.pid)
+		mvm_watch(vm, &vm->helpers[vm->helper_count++], &run->passt, ours);
+	vm->qemu.src.fd = -1;
+	if (run->qemu.pid)
+		mvm_watch(vm, &vm->qemu, &run->qemu, ours);
+	return 0;
+}
+
 /* --- launch --- */
+
+/* A pipe for children's stdout and stderr: the read end (non-blocking)
+ * for the engine, which keeps it in a capped log; the write end returned. */
+static int mvm_log_pipe(int *read_end)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	*read_end = p[0];
+	return p[1];
+}
+
+static void mvm_close_fds(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+/* Everything a gathered VM's run needs, made and started, or on failure
+ * nothing of it left (vmd's config_setvm and vm_start: one path out). */
+static int mvm_run_start(struct monitor *m, struct mvm *vm, char *err,
+			 size_t len)
+{
+	const struct vm_config *cfg = vm->files.cfg;
+	struct launch_req q = {
+		.files = &vm->files,
+		.accel = m->accel,
+		.run_dir = vm->run_dir,
+		.cgroups = m->cgroups,
+		.qemu_log_fd = -1,
+		.fsd_log_fd = -1,
+	};
+	struct vmm_nic *nics;
+	struct privdrop drop;
+	bool dropping;
+	size_t i;
+
+	nics = calloc(cfg->provider_count + 1, sizeof *nics);
+	if (!nics)
+		goto fail_errno;
+	for (i = 0; i < cfg->provider_count; i++)
+		nics[i].tap_fd = -1;
+	/* The engine's directory for its logs. */
+	free(statedir_vm(m->state_dir, vm->name, m->engine_uid));
+	vm->accel = m->accel;
+	vm->hotplug_ports = netlinks_ports(m, vm->name);
+	vm->config = vmjson_config(cfg);
+	vm->notes = json_array();
+	if (cfg->wayland)
+		json_array_append_new(vm->notes, json_string(
+			"wayland requested, but this QEMU cannot provide virtio-gpu cross-domain; started without it"));
+	if (vmuid_pick(m, vm, &drop, &dropping) < 0) {
+		snprintf(err, len, "start failed: no uid for QEMU: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	q.drop = dropping ? &drop : NULL;
+	if (netlinks_client(m, vm, nics, &vm->links, err, len) < 0)
+		goto fail;
+	q.nics = nics;
+	q.nic_count = cfg->provider_count;
+	q.hotplug_ports = vm->hotplug_ports;
+	q.qemu_log_fd = mvm_log_pipe(&vm->fds[RUN_QEMU_LOG]);
+	q.fsd_log_fd = mvm_log_pipe(&vm->fds[RUN_HELPER_LOG]);
+	if (q.qemu_log_fd < 0 || q.fsd_log_fd < 0)
+		goto fail_errno;
+	if (launch_start(&q, &vm->run, err, len) < 0)
+		goto fail;
+	vm->launched = true;
+	/* Ours now: the engine gets them (and a new engine, copies). */
+	vm->fds[RUN_QMP] = vm->run.qmp_fd;
+	vm->fds[RUN_SERIAL] = vm->run.serial_fd;
+	vm->fds[RUN_CONSOLE] = vm->run.console_fd;
+	vm->run.qmp_fd = vm->run.serial_fd = vm->run.console_fd = -1;
+	if (mvm_watch_run(vm, true) < 0)
+		goto fail_run;
+	/* Without it a restarted monitor could not find this VM's
+	 * processes, so it may not run. */
+	if (record_write(m, vm) < 0) {
+		snprintf(err, len, "start failed: %s/record: %s", vm->run_dir,
+			 strerror(errno));
+		goto fail_run;
+	}
+	close(q.qemu_log_fd);
+	close(q.fsd_log_fd);
+	/* QEMU holds the taps now: one that dies takes them along. */
+	for (i = 0; i < cfg->provider_count; i++)
+		close(nics[i].tap_fd);
+	free(nics);
+	return 0;
+
+fail_run:
+	/* Every process killed and reaped (pids 0), then released. */
+	launch_kill(&vm->run);
+	mvm_child_close(&vm->qemu);
+	for (i = 0; i < vm->helper_count; i++)
+		mvm_child_close(&vm->helpers[i]);
+	launch_kill_wait(&vm->run);
+	launch_release(&vm->run);
+	mvm_run_clear(&vm->run);
+	free(vm->helpers);
+	vm->helpers = NULL;
+	vm->helper_count = 0;
+	vm->launched = false;
+	goto fail;
+fail_errno:
+	snprintf(err, len, "start failed: %s", strerror(errno));
+fail:
+	if (q.qemu_log_fd >= 0)
+		close(q.qemu_log_fd);
+	if (q.fsd_log_fd >= 0)
+		close(q.fsd_log_fd);
+	for (i = 0; nics && i < cfg->provider_count; i++)
+		if (nics[i].tap_fd >= 0)
+			close(nics[i].tap_fd);
+	free(nics);
+	mvm_close_fds(vm->fds, RUN_FDS);
+	netlinks_vm_gone(m, vm->name);
+	statedir_clean_run(vm->run_dir);
+	record_remove(vm);
+	json_decref(vm->config);
+	vm->config = NULL;
+	json_decref(vm->links);
+	vm->links = NULL;
+	json_decref(vm->notes);
+	vm->notes = NULL;
+	vm->uid = 0;
+	return -1;
+}
 
 void mvm_launch(struct monitor *m, uint32_t seq, const char *name)
 {
 	struct mvm *vm = mvm_find(m, name, false);
 	char err[512];
 	json_t *o;
+	int r;
 
 	if (!vm || !vm->held || vm->launched) {
 		snprintf(err, sizeof err, "start failed: %s: %s", name,
@@ -397,26 +569,19 @@ void mvm_launch(struct monitor *m, uint32_t seq, const char *name)
 			"name", name, "ok", 0, "error", err), NULL, 0);
 		return;
 	}
-	if (mlaunch(m, vm, err, sizeof err) < 0) {
+	r = mvm_run_start(m, vm, err, sizeof err);
+	/* The run holds what it needs of the gathered files. */
+	vm_files_release(&vm->files);
+	vm->held = false;
+	if (r < 0) {
 		daemon_log("vm %s: %s", name, err);
 		engine_send(m, PS_LAUNCHED, seq, json_pack("{s:s,s:b,s:s}",
 			"name", name, "ok", 0, "error", err), NULL, 0);
 		return;
 	}
-	o = mvm_run_json(vm);
+	o = record_run_json(vm);
 	json_object_set_new(o, "ok", json_true());
 	engine_send(m, PS_LAUNCHED, seq, o, vm->fds, RUN_FDS);
-}
-
-json_t *mvm_run_json(struct mvm *vm)
-{
-	return json_pack("{s:s,s:I,s:I,s:s,s:i,s:o,s:o,s:o}",
-		"name", vm->name, "pid", (json_int_t)vm->qemu.pid,
-		"uid", (json_int_t)vm->uid, "accel", vmm_accel_name(vm->accel),
-		"hotplug_ports", (int)vm->hotplug_ports,
-		"links", vm->links ? json_incref(vm->links) : json_array(),
-		"config", vm->config ? json_incref(vm->config) : json_null(),
-		"notes", vm->notes ? json_incref(vm->notes) : json_array());
 }
 
 /* --- kill --- */
@@ -430,8 +595,7 @@ void mvm_kill(struct monitor *m, const char *name)
 	daemon_log("vm %s: killing every process%s", name,
 		   vm->killing ? " (again)" : "");
 	vm->killing = true;
-	mvm_signal(&vm->qemu, SIGKILL);
-	mvm_kill_helpers(vm, SIGKILL);
+	launch_kill(&vm->run);
 }
 
 void mvm_note(struct monitor *m, const struct ps_note *note)
@@ -454,7 +618,7 @@ void mvm_adopt_all(struct monitor *m)
 	for (struct mvm *vm = m->vms; vm; vm = vm->next) {
 		if (!vm->launched)
 			continue;
-		o = mvm_run_json(vm);
+		o = record_run_json(vm);
 		json_object_set_new(o, "state", json_string(
 			vm->killing ? "down" : "running"));
 		json_object_set_new(o, "since", json_integer(vm->note.since));
@@ -472,16 +636,6 @@ void mvm_adopt_all(struct monitor *m)
 	}
 }
 
-struct mvm *mvm_adopted(struct monitor *m, const char *name)
-{
-	struct mvm *vm = mvm_find(m, name, true);
-
-	if (!vm)
-		return NULL;
-	vm->launched = true;
-	return vm;
-}
-
 void mvm_free_all(struct monitor *m, bool kill)
 {
 	struct mvm *vm;
@@ -489,25 +643,25 @@ void mvm_free_all(struct monitor *m, bool kill)
 	mvm_loads_free(m);
 	while ((vm = m->vms)) {
 		m->vms = vm->next;
-		if (kill) {
-			mvm_signal(&vm->qemu, SIGKILL);
-			mvm_kill_helpers(vm, SIGKILL);
-			if (vm->qemu.pid && vm->qemu.ours)
-				waitpid(vm->qemu.pid, NULL, 0);
+		if (vm->launched && kill) {
+			mvm_child_close(&vm->qemu);
 			for (size_t i = 0; i < vm->helper_count; i++)
-				if (vm->helpers[i].pid && vm->helpers[i].ours)
-					waitpid(vm->helpers[i].pid, NULL, 0);
+				mvm_child_close(&vm->helpers[i]);
+			launch_kill_wait(&vm->run);
+			launch_release(&vm->run);
+			statedir_clean_run(vm->run_dir);
+			record_remove(vm);
+		} else if (vm->launched) {
+			/* Left running (re-exec): only our watchers go. */
+			if (vm->qemu.src.fd >= 0)
+				close(vm->qemu.src.fd);
+			for (size_t i = 0; i < vm->helper_count; i++)
+				if (vm->helpers[i].src.fd >= 0)
+					close(vm->helpers[i].src.fd);
 		}
-		mvm_child_close(&vm->qemu);
-		for (size_t i = 0; i < vm->helper_count; i++)
-			mvm_child_close(&vm->helpers[i]);
 		for (int i = 0; i < RUN_FDS; i++)
 			if (vm->fds[i] >= 0)
 				close(vm->fds[i]);
-		if (kill && vm->launched) {
-			statedir_clean_run(vm->run_dir);
-			record_remove(vm);
-		}
 		vm_files_release(&vm->files);
 		free(vm->helpers);
 		json_decref(vm->config);

@@ -16,6 +16,8 @@
 #include "monitor/monitor.h"
 
 struct mvm *mvm_find(struct monitor *m, const char *name, bool create);
+/* An empty run: no process, every fd -1. */
+void mvm_run_clear(struct vm_run *run);
 
 /* PS_LOAD: gather name's directory, answer PS_LOADED; keep: hold the
  * files for a launch. */
@@ -23,8 +25,6 @@ void mvm_load(struct monitor *m, uint32_t seq, const char *name, bool keep);
 void mvm_release(struct monitor *m, const char *name);
 /* PS_LAUNCH: start what was gathered; answer PS_LAUNCHED. */
 void mvm_launch(struct monitor *m, uint32_t seq, const char *name);
-/* What the engine gets of a run (PS_LAUNCHED, PS_ADOPT, the record). */
-json_t *mvm_run_json(struct mvm *vm);
 /* PS_KILL: kill every process of the run. */
 void mvm_kill(struct monitor *m, const char *name);
 void mvm_note(struct monitor *m, const struct ps_note *note);
@@ -33,11 +33,14 @@ bool mvm_dir_exists(struct monitor *m, const char *name);
 
 /* A new engine said hello: hand it every run. */
 void mvm_adopt_all(struct monitor *m);
-/* Register a run found in a record at start-up (record.c). */
-struct mvm *mvm_adopted(struct monitor *m, const char *name);
-void mvm_watch(struct mvm *vm, struct mchild *ch, pid_t pid, int pidfd,
+/* Watch proc (a process of vm's run) through a dup of its pidfd; ours:
+ * our child, reaped with its status. */
+void mvm_watch(struct mvm *vm, struct mchild *ch, struct launch_proc *proc,
 	       bool ours);
-/* Kill and forget everything (exit without SIGHUP). */
+/* Watch every process of vm->run (a launch, or one taken over). */
+int mvm_watch_run(struct mvm *vm, bool ours);
+/* Forget everything; kill: every run too (exit), else the runs are left
+ * as they are (re-exec). */
 void mvm_free_all(struct monitor *m, bool kill);
 
 #endif

@@ -23,6 +23,7 @@ static const char *const privileges_cap_names[] = {
 	[CAP_NET_ADMIN] = "cap_net_admin",
 	[CAP_SYS_ADMIN] = "cap_sys_admin",
 	[CAP_SYS_RESOURCE] = "cap_sys_resource",
+	[CAP_SETFCAP] = "cap_setfcap",
 };
 
 void privileges_names(uint64_t mask, char *buf, size_t len)

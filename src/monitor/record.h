@@ -1,36 +1,42 @@
-/* VMs that outlive their monitor.
+/* Records of running VMs, STATE/run/NAME/record: what a new monitor
+ * needs to take a VM over (adopt.h, handover.h).
  *
  * QEMU and its helpers are not killed when vmhostd dies (spawn.h: no
  * PDEATHSIG), and QEMU's QMP, serial and console are sockets it listens
- * on in STATE/run/NAME, so a new monitor can take a VM over.  Each running
- * VM has a record there, STATE/run/NAME/record (JSON: boot id, QEMU's and
- * each helper's pid with its start time from /proc/PID/stat, the VM's uid,
- * accelerator, configuration, links and the engine's last view of it),
- * rewritten whenever one of those changes.
- *
- * At start-up, before it serves anything, the monitor reads every record.
- * A VM whose QEMU still runs (same boot, pid and start time, checked again
- * after pidfd_open so a reused pid is never taken) is adopted: watched
- * through pidfds, its sockets connected again, handed to the engine.  A
- * VM whose QEMU is gone has its helpers stopped and its leftovers removed.
- * Either way a VM never runs twice.
+ * on in the run dir (launch.h), so a VM can be taken over.  The record
+ * (JSON) holds the boot id, QEMU's and each helper's pid with its start
+ * time from /proc/PID/stat, the VM's uid, accelerator, configuration,
+ * links and the engine's last view of it; it is rewritten (temp file,
+ * rename) whenever one of those changes.  A VM whose record cannot be
+ * written is not allowed to run: a restart could miss it.
  */
 #ifndef VMHOSTD_MONITOR_RECORD_H
 #define VMHOSTD_MONITOR_RECORD_H
 
+#include <jansson.h>
+
 #include "monitor/monitor.h"
 
-/* Write vm's record (temp file, rename).  -1 with errno; a VM without a
- * record must not run, or a restart could miss it. */
+/* What the engine gets of a run (PS_LAUNCHED, PS_ADOPT), and the core of
+ * its record: name, pid, uid, accel, hotplug_ports, links, config,
+ * notes. */
+json_t *record_run_json(const struct mvm *vm);
+
+/* Write vm's record.  -1 with errno. */
 int record_write(struct monitor *m, struct mvm *vm);
 /* Remove vm's record: its processes are reaped. */
-void record_remove(struct mvm *vm);
-/* A launched VM made from name's record, its processes and fds not yet
- * attached (handover.c); NULL if it has no valid record. */
-struct mvm *record_load(struct monitor *m, const char *name);
-/* At start-up: adopt or clean up what every record names. */
-void record_adopt_all(struct monitor *m);
-/* /proc/PID/stat's start time (clock ticks after boot): -1 with errno. */
-int record_start_time(pid_t pid, unsigned long long *start);
+void record_remove(const struct mvm *vm);
+/* The record in run_dir (NULL if none or damaged: it is the monitor's own
+ * file in a root-only directory, but it is still checked). */
+json_t *record_read(const char *run_dir);
+/* Fill vm's run fields (not its processes or fds) from record o; vm is
+ * launched afterwards. */
+void record_fill(struct monitor *m, struct mvm *vm, json_t *o);
+/* Whether o was written during this boot. */
+bool record_this_boot(json_t *o);
+/* A pidfd for a process record entry p ({"pid", "start"}) if that
+ * process still runs (same start time, checked again after pidfd_open so
+ * the fd cannot name a newcomer), with its pid; -1 otherwise. */
+int record_open_proc(json_t *p, pid_t *pid);
 
 #endif

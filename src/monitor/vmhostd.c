@@ -19,24 +19,25 @@
 
 #include "common/log.h"
 #include "common/version.h"
-#include "engine/engine.h"
+#include "engine/main.h"
+#include "monitor/adopt.h"
 #include "monitor/enginep.h"
 #include "monitor/handover.h"
 #include "monitor/monitor.h"
 #include "monitor/mvm.h"
 #include "monitor/netlinks.h"
 #include "monitor/privileges.h"
-#include "monitor/record.h"
 #include "monitor/statedir.h"
 #include "monitor/vmuid.h"
 #include "net/ifname.h"
+#include "vmm/cgroup.h"
 
 static const char usage[] =
 	"usage: vmhostd --config-root DIR --state-dir DIR [--data-root DIR]\n"
 	"               [--accel auto|kvm|tcg] [--uid-base N] [--engine-uid N]\n"
 	"               [--foreground] [--link-prefix PREFIX]\n"
 	"               [--allow-block-device PATH]... [--max-memory SIZE]\n"
-	"               [--max-cpus N]\n"
+	"               [--max-cpus N] [--cgroup-parent NAME] [--cgroup-mount DIR]\n"
 	"       vmhostd --version\n";
 
 /* SIGTERM/SIGINT: every VM powered off, then exit; a second one forces.
@@ -289,6 +290,8 @@ int main(int argc, char **argv)
 		{ "allow-block-device", required_argument, NULL, 'b' },
 		{ "max-memory", required_argument, NULL, 'm' },
 		{ "max-cpus", required_argument, NULL, 'p' },
+		{ "cgroup-parent", required_argument, NULL, 'g' },
+		{ "cgroup-mount", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -299,6 +302,8 @@ int main(int argc, char **argv)
 		.restart = { .fd = -1 }, .control_fd = -1, .exe_fd = -1,
 	};
 	const char *accel = "auto", *uid_base = NULL, *engine_uid = NULL;
+	const char *cgroup_parent = CGROUP_PARENT_DEFAULT, *cgroup_mount = NULL;
+	static struct cgroup_root cgroups;
 	char **orig_argv = argv;
 	bool foreground = false;
 	int opt, ready_fd = -1, status = 1, handover = -1;
@@ -329,6 +334,8 @@ int main(int argc, char **argv)
 		case 'e': engine_uid = optarg; break;
 		case 'l': m.link_prefix = optarg; break;
 		case 'H': handover = atoi(optarg); break;
+		case 'g': cgroup_parent = optarg; break;
+		case 'M': cgroup_mount = optarg; break;
 		case 'b': case 'm': case 'p':
 			if (monitor_gather_option(&m, opt, optarg))
 				return 2;
@@ -363,6 +370,11 @@ int main(int argc, char **argv)
 			m.link_prefix, IFNAME_PREFIX_MAX);
 		return 2;
 	}
+	if (!cgroup_parent_valid(cgroup_parent)) {
+		fprintf(stderr, "vmhostd: --cgroup-parent %s: use 1 to 64 of A-Z a-z 0-9 _ -\n",
+			cgroup_parent);
+		return 2;
+	}
 	m.exe_path = realpath("/proc/self/exe", NULL);
 	/* A re-executed image keeps the lock, the socket and every VM. */
 	if (handover >= 0 && handover_read(&m, handover) < 0) {
@@ -383,6 +395,15 @@ int main(int argc, char **argv)
 	if (netlinks_init(&m, errbuf, sizeof errbuf) < 0) {
 		fprintf(stderr, "vmhostd: %s\n", errbuf);
 		return 1;
+	}
+	/* As root every VM runs in a cgroup of its own, or none runs. */
+	if (geteuid() == 0) {
+		if (cgroup_root_init(&cgroups, cgroup_parent, cgroup_mount,
+				     errbuf, sizeof errbuf) < 0) {
+			fprintf(stderr, "vmhostd: cgroups: %s\n", errbuf);
+			return 1;
+		}
+		m.cgroups = &cgroups;
 	}
 	m.exe_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
 	if (m.exe_fd < 0 ||
@@ -422,10 +443,15 @@ int main(int argc, char **argv)
 	else
 		daemon_log("not root: QEMU and the engine run as the daemon's own user");
 	monitor_log_policy(&m);
+	if (m.cgroups)
+		daemon_log("VM cgroups: cgroup v%d, %s/NAME%s", (int)m.cgroups->version,
+			   m.cgroups->base[0], m.cgroups->memory && m.cgroups->pids ?
+			   ", memory and pids capped" :
+			   "; this hierarchy cannot cap memory and pids here");
 	/* Before any request is served: a VM must never run twice. */
 	if (handover >= 0)
 		handover_adopt(&m);
-	record_adopt_all(&m);
+	adopt_all(&m);
 	if (netlinks_reconcile(&m, errbuf, sizeof errbuf) < 0)
 		daemon_log("%s", errbuf);
 	if (geteuid() == 0)
@@ -459,6 +485,12 @@ out_loop:
 		close(m.signals.fd);
 	loop_fini(&m.loop);
 out:
+	if (m.cgroups) {
+		/* Ours only if empty: rmdir refuses otherwise. */
+		for (size_t i = 0; i < m.cgroups->count; i++)
+			rmdir(m.cgroups->base[i]);
+		cgroup_root_fini(m.cgroups);
+	}
 	close(m.lock_fd);
 	gather_policy_free(&m.gather);
 	return status;

@@ -29,12 +29,16 @@ static void vmuid_scan(uid_t base, uint8_t *busy)
 	closedir(dir);
 }
 
+/* Where the next search starts: allocation rotates (next-fit), so a uid
+ * just given up is the last to be handed out again. */
+static unsigned int vmuid_next;
+
 int vmuid_pick(struct monitor *m, struct mvm *vm, struct privdrop *out,
 	       bool *drop)
 {
 	static uint8_t busy[VMUID_SLOTS / 8]; /* 8 KiB: not on the stack */
 	struct mvm *o;
-	unsigned int slot;
+	unsigned int slot, n;
 
 	*drop = false;
 	vm->uid = 0;
@@ -42,21 +46,26 @@ int vmuid_pick(struct monitor *m, struct mvm *vm, struct privdrop *out,
 		return 0;
 	memset(busy, 0, sizeof busy);
 	vmuid_scan(m->uid_base, busy);
+	/* A VM keeps its uid until every process of it is gone (launched
+	 * stays true until then). */
 	for (o = m->vms; o; o = o->next)
 		if (o != vm && o->launched && o->uid >= m->uid_base &&
 		    o->uid - m->uid_base < VMUID_SLOTS)
 			busy[(o->uid - m->uid_base) / 8] |=
 				(uint8_t)(1u << ((o->uid - m->uid_base) % 8));
-	for (slot = 0; slot < VMUID_SLOTS; slot++)
+	for (n = 0; n < VMUID_SLOTS; n++) {
+		slot = (vmuid_next + n) % VMUID_SLOTS;
 		if (!(busy[slot / 8] & (1u << (slot % 8))))
 			break;
-	if (slot == VMUID_SLOTS) {
+	}
+	if (n == VMUID_SLOTS) {
 		errno = EAGAIN;
 		return -1;
 	}
 	if (privdrop_for_slot(m->uid_base, slot, vm->accel == VMM_ACCEL_KVM,
 			      out) < 0)
 		return -1;
+	vmuid_next = (slot + 1) % VMUID_SLOTS;
 	vm->uid = out->uid;
 	*drop = true;
 	return 0;

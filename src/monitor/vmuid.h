@@ -1,10 +1,14 @@
 /* Which unprivileged uid runs a VM's QEMU.
  *
- * Each active VM holds a slot, the lowest one that neither another of our
- * VMs holds nor any live process uses (another daemon's QEMU); its QEMU
- * runs as uid and gid uid_base + slot (common/privdrop.h), so no two
- * running VMs share a uid and none can signal, ptrace or open another's
- * files or /proc entries.  The ids need no /etc/passwd entry: nothing
+ * Each active VM holds a slot that neither another of our VMs holds (one
+ * being torn down still holds its own until every process of its run is
+ * reaped and its cgroup removed) nor any live process uses (another
+ * daemon's QEMU, or a process of an earlier run that would not die); its
+ * QEMU and passt run as uid and gid uid_base + slot (common/privdrop.h),
+ * so no two VMs whose processes live share a uid and none can signal,
+ * ptrace or open another's files or /proc entries.  Slots are taken in
+ * turn (next-fit from the last one handed out), not lowest-first, so a
+ * uid just freed is the last to come back.  The ids need no /etc/passwd entry: nothing
  * looks them up.
  */
 #ifndef VMHOSTD_VMUID_H

@@ -114,6 +114,9 @@ static int qemu_args_machine(struct qemu_argv *a, const struct vmm_launch *l)
 	}
 	if (qemu_arg(a, VMM_QEMU_PATH) ||
 	    qemu_arg(a, "-name") || qemu_arg(a, "guest=%s,debug-threads=on", c->name) ||
+	    /* Paused until the caller has connected to serial and console
+	     * (launch.h): no byte of the guest's is lost. */
+	    qemu_arg(a, "-S") ||
 	    qemu_arg(a, "-nodefaults") || qemu_arg(a, "-no-user-config") ||
 	    qemu_arg(a, "-display") || qemu_arg(a, "none") ||
 	    /* QEMU refuses -machine accel= together with -accel.  No i8042:
@@ -126,8 +129,11 @@ static int qemu_args_machine(struct qemu_argv *a, const struct vmm_launch *l)
 	    qemu_arg(a, "-bios") || qemu_arg(a, VMM_QBOOT_PATH) ||
 	    qemu_arg(a, "-accel"))
 		return -1;
+	/* TCG's code cache is memory the VM's cgroup pays for (launch.h):
+	 * a fixed size, not QEMU's default that grows towards 1 GiB. */
 	if (kvm ? qemu_arg(a, "kvm") :
-	    c->cpus > 1 ? qemu_arg(a, "tcg,thread=multi") : qemu_arg(a, "tcg"))
+	    qemu_arg(a, "tcg,tb-size=%u%s", VMM_TCG_TB_MIB,
+		     c->cpus > 1 ? ",thread=multi" : ""))
 		return -1;
 	/* Guest RAM is always shareable memfd: virtio-fs needs it, and one
 	 * path for every VM is one path to test. */
@@ -175,19 +181,19 @@ static int qemu_args_chardevs(struct qemu_argv *a, const struct vmm_launch *l)
 		errno = EINVAL;
 		return -1;
 	}
-	/* A listening socket: QEMU accepts the daemon, and accepts it again
-	 * after a restart (it does not wait for it to boot). */
-	const char *srv = l->chardev_server ? ",server=on,wait=off" : "";
-
+	/* Listening sockets: QEMU takes one client at a time on each, and
+	 * the next after a hang-up (a restarted daemon, launch.h). */
 	return qemu_arg(a, "-chardev") ||
-	       qemu_arg(a, "socket,id=qmp,fd=%d%s", l->qmp_fd, srv) ||
+	       qemu_arg(a, "socket,id=qmp,fd=%d,server=on,wait=off", l->qmp_fd) ||
 	       qemu_arg(a, "-mon") || qemu_arg(a, "chardev=qmp,mode=control") ||
 	       qemu_arg(a, "-chardev") ||
-	       qemu_arg(a, "socket,id=serial0,fd=%d%s", l->serial_fd, srv) ||
+	       qemu_arg(a, "socket,id=serial0,fd=%d,server=on,wait=off",
+			l->serial_fd) ||
 	       qemu_arg(a, "-serial") || qemu_arg(a, "chardev:serial0") ||
 	       qemu_arg(a, "-device") || qemu_arg(a, "virtio-serial-pci,id=vser0") ||
 	       qemu_arg(a, "-chardev") ||
-	       qemu_arg(a, "socket,id=hvc0,fd=%d%s", l->console_fd, srv) ||
+	       qemu_arg(a, "socket,id=hvc0,fd=%d,server=on,wait=off",
+			l->console_fd) ||
 	       qemu_arg(a, "-device") ||
 	       qemu_arg(a, "virtconsole,chardev=hvc0,bus=vser0.0") ? -1 : 0;
 }
@@ -275,8 +281,15 @@ static int qemu_args_nics(struct qemu_argv *a, const struct vmm_launch *l)
 	}
 	if (!l->cfg->uplink)
 		return 0;
+	if (l->uplink_fd < 0) {
+		errno = EINVAL;
+		return -1;
+	}
 	qemu_uplink_mac(l->cfg->name, mac);
-	return qemu_arg(a, "-netdev") || qemu_arg(a, "user,id=uplink") ||
+	/* passt at the other end (launch.h): QEMU itself has no network. */
+	return qemu_arg(a, "-netdev") ||
+	       qemu_arg(a, "stream,id=uplink,server=off,addr.type=fd,addr.str=%d",
+			l->uplink_fd) ||
 	       qemu_arg(a, "-device") ||
 	       qemu_arg(a, "virtio-net-pci,id=uplink0,netdev=uplink,mac=%s", mac)
 	       ? -1 : 0;
@@ -331,7 +344,8 @@ err:
 int vmm_launch_fds(const struct vmm_launch *l, int **fds, size_t *count)
 {
 	const struct vm_config *c = l->cfg;
-	size_t n = 0, max = 5 + c->disk_count + c->share_count + l->nic_count;
+	/* kernel, QMP, serial, console, uplink, vsock, and the lists */
+	size_t n = 0, max = 6 + c->disk_count + c->share_count + l->nic_count;
 	int *v = calloc(max, sizeof(*v));
 
 	if (!v)
@@ -348,6 +362,8 @@ int vmm_launch_fds(const struct vmm_launch *l, int **fds, size_t *count)
 		v[n++] = l->nics[i].tap_fd;
 	if (l->vsock)
 		v[n++] = l->vsock_fd;
+	if (c->uplink)
+		v[n++] = l->uplink_fd;
 	*fds = v;
 	*count = n;
 	return 0;

@@ -166,26 +166,6 @@ static void test_virtiofsd_argv(void **state)
 	assert_int_equal(virtiofsd_argv(&o, &argv), -1);
 }
 
-/* A pinned share is served at pin_at, and pinning needs the namespace
- * sandbox (the clone is mounted in virtiofsd's own mount namespace). */
-static void test_virtiofsd_pin(void **state)
-{
-	char **argv;
-	int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-
-	assert_true(fd > 2);
-	struct virtiofsd_opts o = { .source = "/ext/home", .listen_fd = 9,
-				    .sandbox = VIRTIOFSD_SANDBOX_NAMESPACE,
-				    .source_fd = fd, .pin_at = "/run/vmhost/vms/a/fs-t" };
-	assert_int_equal(virtiofsd_argv(&o, &argv), 0);
-	assert_string_equal(argv[3], "source=/run/vmhost/vms/a/fs-t");
-	virtiofsd_argv_free(argv);
-	o.sandbox = VIRTIOFSD_SANDBOX_CHROOT; /* pinning needs the namespace */
-	assert_int_equal(virtiofsd_argv(&o, &argv), -1);
-	assert_int_equal(errno, EINVAL);
-	close(fd);
-}
-
 /* As root: the child ends with one uid and gid, no groups, no
  * capabilities even in the bounding set, no_new_privs, cwd /. */
 static void test_privdrop(void **state)
@@ -301,7 +281,6 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_virtiofsd_sockets),
 		cmocka_unit_test(test_virtiofsd_argv),
-		cmocka_unit_test(test_virtiofsd_pin),
 		cmocka_unit_test(test_privdrop),
 		cmocka_unit_test(test_privdrop_bounding),
 		cmocka_unit_test(test_sealcopy),

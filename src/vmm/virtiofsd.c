@@ -2,20 +2,13 @@
 #include "vmm/virtiofsd.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include "common/spawn.h"
 
 int virtiofsd_sockets(const char *tmp_path, int *listen_fd, int *qemu_fd)
 {
@@ -108,24 +101,18 @@ static int virtiofsd_push(char **argv, int *n, const char *fmt, ...)
 	return 0;
 }
 
-static bool virtiofsd_pinned(const struct virtiofsd_opts *o)
-{
-	return o->source_fd > 2;
-}
-
 int virtiofsd_argv(const struct virtiofsd_opts *o, char ***out)
 {
 	const char *bin = o->binary ? o->binary : VIRTIOFSD_PATH;
 	const char *sandbox = o->sandbox == VIRTIOFSD_SANDBOX_CHROOT ?
 		"chroot" : "namespace";
-	const char *source = virtiofsd_pinned(o) ? o->pin_at : o->source;
+	const char *source = o->source;
 	char **argv;
 	int n = 0;
 
 	/* -o values are split on commas; a source with one cannot be said. */
 	if (!source || source[0] != '/' || strchr(source, ',') ||
-	    !o->source || o->listen_fd < 3 ||
-	    (virtiofsd_pinned(o) && o->sandbox != VIRTIOFSD_SANDBOX_NAMESPACE)) {
+	    o->listen_fd < 3) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -142,7 +129,9 @@ int virtiofsd_argv(const struct virtiofsd_opts *o, char ***out)
 	    virtiofsd_push(argv, &n, "-o") < 0 ||
 	    virtiofsd_push(argv, &n, "cache=auto") < 0 ||
 	    virtiofsd_push(argv, &n, "-o") < 0 ||
-	    virtiofsd_push(argv, &n, "log_level=warn") < 0)
+	    virtiofsd_push(argv, &n, "log_level=warn") < 0 ||
+	    /* Its jail set the limit; raising it is not its to do. */
+	    virtiofsd_push(argv, &n, "--rlimit-nofile=0") < 0)
 		goto err;
 	/* Of the capabilities its namespace sandbox keeps, a guest needs
 	 * neither making device nodes nor setting file capabilities on the
@@ -156,64 +145,4 @@ int virtiofsd_argv(const struct virtiofsd_opts *o, char ***out)
 err:
 	virtiofsd_argv_free(argv);
 	return -1;
-}
-
-struct virtiofsd_pin {
-	int tree;        /* a detached clone of the share's mount tree */
-	const char *at;
-};
-
-/* In the child, as root: a mount namespace of its own (private, so
- * nothing propagates back) with the pinned directory at pin_at.  The
- * directory is the clone open_tree made of the checked fd in the parent:
- * nothing is looked up by path again. */
-static int virtiofsd_pin_setup(void *arg)
-{
-	const struct virtiofsd_pin *p = arg;
-
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return -1;
-	return move_mount(p->tree, "", AT_FDCWD, p->at,
-			  MOVE_MOUNT_F_EMPTY_PATH);
-}
-
-int virtiofsd_spawn(const struct virtiofsd_opts *o, int log_fd,
-		    pid_t *pid, int *pidfd)
-{
-	struct virtiofsd_pin pin = { .tree = -1, .at = o->pin_at };
-	char **argv;
-	int rc, saved;
-
-	if (virtiofsd_argv(o, &argv) < 0)
-		return -1;
-	/* The share as a detached mount tree, cloned from the fd: what the
-	 * child mounts is this very directory. */
-	if (virtiofsd_pinned(o)) {
-		pin.tree = open_tree(o->source_fd, "", OPEN_TREE_CLONE |
-				     OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
-				     AT_RECURSIVE);
-		if (pin.tree < 0) {
-			saved = errno;
-			virtiofsd_argv_free(argv);
-			errno = saved;
-			return -1;
-		}
-	}
-	struct spawn_opts so = {
-		.path = argv[0],
-		.argv = argv,
-		.keep_fds = &o->listen_fd,
-		.keep_count = 1,
-		.log_fd = log_fd,
-		.child_setup = virtiofsd_pinned(o) ? virtiofsd_pin_setup : NULL,
-		.child_arg = &pin,
-	};
-	rc = spawn(&so, pid, pidfd);
-	saved = errno;
-	virtiofsd_argv_free(argv);
-	if (pin.tree >= 0)
-		close(pin.tree);
-	errno = saved;
-	return rc;
 }

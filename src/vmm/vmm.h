@@ -25,6 +25,10 @@
 
 enum vmm_accel { VMM_ACCEL_TCG, VMM_ACCEL_KVM };
 
+/* Under TCG, the translated-code cache (MiB): part of what a VM's cgroup
+ * allows beyond guest RAM (launch.h). */
+#define VMM_TCG_TB_MIB 128
+
 /* Resolve --accel auto|kvm|tcg.  For auto: KVM only when /dev/kvm opens
  * read-write and kvm_intel or kvm_amd is loaded (kvm_pvm cannot run a
  * normal guest); otherwise TCG.  *why gets a static sentence for the log.
@@ -44,11 +48,9 @@ struct vmm_launch {
 	enum vmm_accel accel;
 	int kernel_fd;         /* cfg->kernel opened O_RDONLY; QEMU opens
 				* /proc/self/fd/N, so no check-to-use race */
-	int qmp_fd;            /* socket: QMP monitor */
-	int serial_fd;         /* socket: serial console, read by the daemon */
-	int console_fd;        /* socket: virtio-console hvc0 */
-	bool chardev_server;   /* the three are listening sockets, which a
-				* restarted daemon can connect to again */
+	int qmp_fd;            /* listening socket: QMP monitor */
+	int serial_fd;         /* listening socket: serial console, read by the daemon */
+	int console_fd;        /* listening socket: virtio-console hvc0 */
 	const int *disk_fds;   /* one per cfg->disks, opened O_RDONLY */
 	const int *virtiofs_fds; /* one per cfg->shares: connected socket to
 				  * its virtiofsd (vmm/virtiofsd.h) */
@@ -61,6 +63,8 @@ struct vmm_launch {
 	 * of its Wayland host end. */
 	bool vsock;
 	int vsock_fd;
+	int uplink_fd;         /* cfg->uplink: connected stream socket to
+				* passt (launch.h) */
 };
 
 /* The host port (vmhost-vsock --port) a guest's Wayland end connects to. */
@@ -73,7 +77,8 @@ struct vmm_caps {
 void vmm_caps_get(struct vmm_caps *caps);
 
 /* Build the VMM's argv (NULL-terminated, caller frees with vmm_argv_free);
- * argv[0] is the executable's absolute path.  Returns -1 with errno set on
+ * argv[0] is the executable's absolute path.  The VMM starts paused: QMP
+ * "cont" runs the guest once the caller has connected to every socket.  Returns -1 with errno set on
  * failure (EINVAL: a missing fd, a comma where QEMU would split, memory
  * not a whole number of MiB, more than VMM_HOTPLUG_MAX ports). */
 int vmm_argv(const struct vmm_launch *launch, char ***argv);

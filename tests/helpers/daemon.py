@@ -133,6 +133,12 @@ class Daemon:
             Daemon.count += 1
             self.args += ["--link-prefix",
                           f"t{os.getpid() % 0xfff:03x}{Daemon.count % 0xff:02x}-"]
+        if "--cgroup-parent" not in self.args:
+            # Its own cgroup parent, for the same reason: VM cgroups are
+            # DAEMON/PARENT/NAME, and tests reuse VM names.
+            Daemon.count += 1
+            self.args += ["--cgroup-parent", f"vmhost-test-{os.getpid()}-{Daemon.count}"]
+        self.cgroup_parent = self.args[self.args.index("--cgroup-parent") + 1]
         self.proc = None
         self.log = open(self.tmp / "vmhostd.stderr", "w+b")
 
@@ -262,8 +268,25 @@ class Daemon:
             vm.share(tag, target)
         return vm
 
+    def cgroups(self, name=None):
+        """This daemon's VM cgroups (of name, or all), in every hierarchy."""
+        out = []
+        for base in qemu.cgroup_dirs(self.cgroup_parent):
+            out += [d for d in base.iterdir() if d.is_dir() and
+                    not d.name.startswith(".") and (name is None or d.name == name)]
+        return out
+
+    def remove_cgroup_parent(self):
+        """Once the daemon is gone: no VM cgroup of it is left, and its
+        own (empty) parent goes, which it cannot remove itself where the
+        hierarchy's root is 0555 (it dropped dac_override)."""
+        assert not self.cgroups(), f"cgroups left: {self.cgroups()}"
+        for base in qemu.cgroup_dirs(self.cgroup_parent):
+            base.rmdir()
+
     def assert_clean(self, name=None):
-        """No QEMU, virtiofsd or socket left for stopped VMs."""
+        """No QEMU, virtiofsd, passt, socket or cgroup left for stopped
+        VMs."""
         if self.proc and self.proc.poll() is None:
             left = self.vm_processes()
             assert not left, "leaked: " + "; ".join(cmdline(p) for p in left)
@@ -275,6 +298,8 @@ class Daemon:
                 assert not (d / "record").exists(), f"{n}: run record left"
         mounts = pathlib.Path("/proc/mounts").read_text()
         assert str(self.state) not in mounts
+        for n in names:
+            assert not self.cgroups(n), f"{n}: cgroup left: {self.cgroups(n)}"
 
     def stop(self):
         """SIGTERM the daemon (it powers VMs off), then check for leaks."""
@@ -302,5 +327,6 @@ class Daemon:
                 pass
         assert not left, "left running after vmhostd exited: " + "; ".join(map(cmdline, left))
         assert not self.control.exists(), "control socket left behind"
+        self.remove_cgroup_parent()
         self.log.close()
         subprocess.run(["rm", "-rf", str(self.state)])
