@@ -205,9 +205,11 @@ static void links_plug_reply(void *owner, const struct qmp_msg *msg,
 	if (l->plug != PS_PLUG_ADDING || !links_peer(l, &p))
 		return;
 	if (msg->kind == QMP_ERROR) {
-		snprintf(l->why, sizeof(l->why), "%s on %s: %.40s: %.100s",
-			 links_step_names[l->step], l->provider,
-			 msg->error_class, msg->error_desc);
+		char err[200];
+
+		qmps_error(msg, err, sizeof err);
+		snprintf(l->why, sizeof(l->why), "%s on %s: %.150s",
+			 links_step_names[l->step], l->provider, err);
 		daemon_log("link %s -> %s (%04x): %s", l->client, l->provider,
 			   l->id, l->why);
 		links_plug_undo(l, false);
@@ -337,12 +339,13 @@ static void links_unplug_reply(void *owner, const struct qmp_msg *msg,
 			       void *arg)
 {
 	struct vmlink *l = arg;
+	char err[200];
 
 	if (l->plug != PS_PLUG_REMOVING || msg->kind != QMP_ERROR)
 		return; /* accepted: DEVICE_DELETED follows */
-	daemon_log("link %s -> %s (%04x): device_del: %.40s: %.100s",
-		   l->client, l->provider, l->id, msg->error_class,
-		   msg->error_desc);
+	qmps_error(msg, err, sizeof err);
+	daemon_log("link %s -> %s (%04x): device_del: %s", l->client,
+		   l->provider, l->id, err);
 	links_unplug_done(l, false, true);
 }
 

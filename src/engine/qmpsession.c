@@ -43,6 +43,18 @@ static void qmps_log(struct qmp_session *s, const char *what, const char *a,
 	free(eb);
 }
 
+void qmps_error(const struct qmp_msg *msg, char *buf, size_t len)
+{
+	char *cls = text_escape(msg->error_class, strlen(msg->error_class),
+				60, TEXT_UTF8);
+	char *desc = text_escape(msg->error_desc, strlen(msg->error_desc),
+				 300, TEXT_UTF8);
+
+	snprintf(buf, len, "%s: %s", cls ? cls : "?", desc ? desc : "?");
+	free(cls);
+	free(desc);
+}
+
 static int qmps_send(struct qmp_session *s, const char *execute, json_t *args,
 		     int fd, uint64_t *id)
 {
@@ -150,8 +162,7 @@ static bool qmps_handshake(struct qmp_session *s, const struct qmp_msg *msg)
 	    !msg->has_id || msg->id != s->step_id)
 		return false;
 	if (msg->kind == QMP_ERROR && s->step != STEP_CAPS) {
-		snprintf(why, sizeof why, "%.60s: %.300s", msg->error_class,
-			 msg->error_desc);
+		qmps_error(msg, why, sizeof why);
 		s->step = STEP_DONE;
 		s->ops->failed(s->owner, why);
 		return true;

@@ -72,6 +72,10 @@ bool qmps_is_open(const struct qmp_session *s);
  * fn with its answer; fn NULL ignores it.  Never blocks; -1 with errno. */
 int qmps_call(struct qmp_session *s, const char *execute, json_t *args,
 	      int fd, qmps_reply_fn *fn, void *arg);
+/* "CLASS: DESC" of a QMP_ERROR, escaped and cut (QEMU's words end up in
+ * reasons and logs). */
+void qmps_error(const struct qmp_msg *msg, char *buf, size_t len);
+
 /* Drop the pending calls whose arg is arg: fn is never called. */
 void qmps_forget(struct qmp_session *s, void *arg);
 

@@ -340,7 +340,7 @@ static void vm_dependents_fail(struct vm *provider, const char *why)
 
 static void vm_run_free(struct vm *vm)
 {
-	struct vm_run *r = vm->run;
+	struct vm_session *r = vm->run;
 
 	if (!r)
 		return;
@@ -651,7 +651,7 @@ static int vm_run_open(struct vm *vm, struct vm_ev *ev, char *reason,
 		       size_t len)
 {
 	struct loop *l = vm->vms->loop;
-	struct vm_run *r;
+	struct vm_session *r;
 	json_t *d = ev->data;
 	const char *accel;
 

@@ -15,7 +15,7 @@
  * Events are handled one at a time: one raised while another is being
  * handled (a provider's start failing its clients, say) waits in a queue,
  * so no handler ever runs inside another.  Everything one launch holds on
- * the engine's side is in struct vm_run, freed in one place.
+ * the engine's side is in struct vm_session, freed in one place.
  */
 #ifndef VMHOSTD_ENGINE_VM_H
 #define VMHOSTD_ENGINE_VM_H
@@ -126,8 +126,9 @@ struct vms {
 	bool dispatching;
 };
 
-/* Everything one launch holds on the engine's side. */
-struct vm_run {
+/* Everything one launch holds on the engine's side: the session with its
+ * QEMU (the monitor's side of the run is vmm/launch.h's struct vm_session). */
+struct vm_session {
 	pid_t pid;
 	uid_t uid;                 /* QEMU's own uid; 0: the daemon's */
 	char accel[8];
@@ -161,7 +162,7 @@ struct vm {
 	json_t *config;
 	json_t *link_ids;          /* [{"provider", "id"}]: its client links */
 	/* From launched until settled. */
-	struct vm_run *run;
+	struct vm_session *run;
 
 	/* waiting: providers not yet running (each a count in this VM, and
 	 * this VM in each provider's list of dependents). */

@@ -89,6 +89,7 @@ struct monitor {
 	struct mload *loads;     /* gatherings in progress */
 	enum vmm_accel accel;
 	const char *accel_why;
+	const char *qemu;        /* --qemu: the emulator; NULL: Debian's */
 	bool use_syslog;
 	uid_t uid_base;          /* QEMU of slot N runs as uid base + N */
 	uid_t engine_uid;

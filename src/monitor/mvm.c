@@ -450,6 +450,7 @@ static int mvm_run_start(struct monitor *m, struct mvm *vm, char *err,
 	const struct vm_config *cfg = vm->files.cfg;
 	struct launch_req q = {
 		.files = &vm->files,
+		.qemu = m->qemu,
 		.accel = m->accel,
 		.run_dir = vm->run_dir,
 		.cgroups = m->cgroups,

@@ -38,6 +38,7 @@ static const char usage[] =
 	"               [--foreground] [--link-prefix PREFIX]\n"
 	"               [--allow-block-device PATH]... [--max-memory SIZE]\n"
 	"               [--max-cpus N] [--cgroup-parent NAME] [--cgroup-mount DIR]\n"
+	"               [--qemu PATH]\n"
 	"       vmhostd --version\n";
 
 /* SIGTERM/SIGINT: every VM powered off, then exit; a second one forces.
@@ -292,6 +293,7 @@ int main(int argc, char **argv)
 		{ "max-cpus", required_argument, NULL, 'p' },
 		{ "cgroup-parent", required_argument, NULL, 'g' },
 		{ "cgroup-mount", required_argument, NULL, 'M' },
+		{ "qemu", required_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -336,6 +338,7 @@ int main(int argc, char **argv)
 		case 'H': handover = atoi(optarg); break;
 		case 'g': cgroup_parent = optarg; break;
 		case 'M': cgroup_mount = optarg; break;
+		case 'q': m.qemu = optarg; break;
 		case 'b': case 'm': case 'p':
 			if (monitor_gather_option(&m, opt, optarg))
 				return 2;
@@ -368,6 +371,13 @@ int main(int argc, char **argv)
 	if (ifname_prefix_check(m.link_prefix) < 0) {
 		fprintf(stderr, "vmhostd: --link-prefix %s: use 1 to %d of a-z 0-9 -\n",
 			m.link_prefix, IFNAME_PREFIX_MAX);
+		return 2;
+	}
+	/* QEMU runs it in its jail, where only /usr is: an absolute path
+	 * there. */
+	if (m.qemu && strncmp(m.qemu, "/usr/", 5)) {
+		fprintf(stderr, "vmhostd: --qemu %s: give an absolute path under /usr (the jail holds /usr only)\n",
+			m.qemu);
 		return 2;
 	}
 	if (!cgroup_parent_valid(cgroup_parent)) {

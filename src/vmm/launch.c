@@ -347,6 +347,7 @@ static int launch_qemu(const struct launch_req *q, struct vm_run *run,
 	const struct vm_files *f = q->files;
 	struct vmm_launch l = {
 		.cfg = f->cfg,
+		.qemu = q->qemu,
 		.accel = q->accel,
 		.qmp_fd = chardevs[0],
 		.serial_fd = chardevs[1],

@@ -59,6 +59,7 @@
 
 struct launch_req {
 	const struct vm_files *files;
+	const char *qemu;            /* NULL: VMM_QEMU_PATH (vmhostd --qemu) */
 	enum vmm_accel accel;
 	/* QEMU's and passt's ids; NULL: the caller is not root, and nothing
 	 * is jailed, confined or switched (a development setup). */

@@ -112,7 +112,7 @@ static int qemu_args_machine(struct qemu_argv *a, const struct vmm_launch *l)
 		errno = EINVAL;
 		return -1;
 	}
-	if (qemu_arg(a, VMM_QEMU_PATH) ||
+	if (qemu_arg(a, "%s", l->qemu ? l->qemu : VMM_QEMU_PATH) ||
 	    qemu_arg(a, "-name") || qemu_arg(a, "guest=%s,debug-threads=on", c->name) ||
 	    /* Paused until the caller has connected to serial and console
 	     * (launch.h): no byte of the guest's is lost. */

@@ -45,6 +45,7 @@ struct vmm_nic {
 
 struct vmm_launch {
 	const struct vm_config *cfg;
+	const char *qemu;      /* the emulator, absolute; NULL: VMM_QEMU_PATH */
 	enum vmm_accel accel;
 	int kernel_fd;         /* cfg->kernel opened O_RDONLY; QEMU opens
 				* /proc/self/fd/N, so no check-to-use race */
