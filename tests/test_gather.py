@@ -10,6 +10,7 @@ and nothing is started or left behind.  A link swapped while a VM waits
 for its provider is never opened: the VM boots what was checked.  A VM
 asking for more memory or CPUs than the host allows is refused.
 """
+import contextlib
 import ctypes
 import os
 import select
@@ -235,10 +236,9 @@ def test_every_problem_at_once(d, owner):
         ["blk/x.img", "shared-dirs/a/dir", "cpus"], c.stderr
 
 
-def test_stalled_filesystem_gives_up(d, owner):
-    """A link into a FUSE mount whose server never answers: the gatherer,
-    stuck as the owner, is killed after its time-out (10 s); check and
-    start say so and nothing is left."""
+@contextlib.contextmanager
+def stalled_mount(d):
+    """A FUSE mount in the data root whose server never answers."""
     mnt = d.root.data_dir("stall")
     libc = ctypes.CDLL(None, use_errno=True)
     fuse = os.open("/dev/fuse", os.O_RDWR)
@@ -251,6 +251,24 @@ def test_stalled_filesystem_gives_up(d, owner):
     server = subprocess.Popen(["sleep", "120"], pass_fds=[fuse])
     os.close(fuse)
     try:
+        yield mnt
+    finally:
+        server.kill()
+        server.wait()
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def owners_processes(uid):
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and
+            os.path.exists(f"/proc/{p}/status") and
+            f"Uid:\t{uid}\t" in open(f"/proc/{p}/status").read()]
+
+
+def test_stalled_filesystem_gives_up(d, owner):
+    """A link into a FUSE mount whose server never answers: the gatherer,
+    stuck as the owner, is killed after its time-out (10 s); check and
+    start say so and nothing is left."""
+    with stalled_mount(d) as mnt:
         vm = owned(d, "stalled")
         vm.kernel(mnt / "vmlinux")
         owner.chown_tree(vm.path)
@@ -260,13 +278,46 @@ def test_stalled_filesystem_gives_up(d, owner):
         t = time.monotonic()
         refused(d, "stalled", line)
         assert time.monotonic() - t < 60
-        assert not [p for p in os.listdir("/proc") if p.isdigit() and
-                    os.path.exists(f"/proc/{p}/status") and
-                    f"Uid:\t{owner.uid}\t" in open(f"/proc/{p}/status").read()]
-    finally:
-        server.kill()
-        server.wait()
-        subprocess.run(["umount", "-l", str(mnt)])
+        assert not owners_processes(owner.uid)
+
+
+def test_gatherer_is_the_owner_and_nothing_more(d, owner):
+    """The gatherer of a start, caught while a stalled file holds it: the
+    owner's uid and gid in every slot, the owner's groups only, no
+    capability, no_new_privs, not dumpable (its private /proc files are
+    root's),
+    a child of the monitor, and no fd but /dev/null, its socket and what
+    it opened of the owner's."""
+    with stalled_mount(d) as mnt:
+        vm = owned(d, "caught")
+        vm.kernel(mnt / "vmlinux")
+        owner.chown_tree(vm.path)
+        start = subprocess.Popen([str(VM), "start", "caught"], env=d.env(),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            procs = wait_until(lambda: owners_processes(owner.uid), 30, "the gatherer")
+            assert len(procs) == 1, procs
+            pid = procs[0]
+            st = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status").read().splitlines())
+            assert st["Uid"].split() == [str(owner.uid)] * 4
+            assert st["Gid"].split() == [str(owner.gid)] * 4
+            assert set(st["Groups"].split()) <= {str(g) for g in
+                                                 os.getgrouplist(owner.name, owner.gid)}
+            for k in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+                assert int(st[k], 16) == 0, (k, st[k])
+            assert st["NoNewPrivs"].strip() == "1"
+            # Not dumpable: its private /proc files are root's, not the owner's.
+            assert os.stat(f"/proc/{pid}/environ").st_uid == 0, "dumpable"
+            assert int(st["PPid"]) == d.proc.pid
+            targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            for t in targets:
+                assert t == "/dev/null" or t.startswith("socket:") or \
+                    t.startswith(str(d.root.path)), targets
+        finally:
+            out, err = start.communicate(timeout=60)
+        assert start.returncode == 1 and "gave up after 10000 ms" in err, err
+        assert not owners_processes(owner.uid)
+        d.assert_clean("caught")
 
 
 # --- host limits ---
