@@ -27,6 +27,8 @@ import threading
 
 import pytest
 
+from helpers import vmdirs
+
 from helpers.daemon import GUEST, READY, Daemon, cmdline, wait_until
 
 # src/vmm/launch.h: what a run may hold beyond guest RAM, and its tasks.
@@ -101,8 +103,8 @@ def assert_gone(d, name, procs):
     process, cgroup, socket or mount."""
     assert procs and not [p for p in procs if alive(p)]
     assert not d.cgroups(name), d.cgroups(name)
-    run = d.state / "vms" / name
-    assert not [p.name for p in run.iterdir() if p.is_socket()]
+    for run in (d.state / "vms" / name, d.state / "run" / name):
+        assert not run.exists() or not [p.name for p in run.iterdir() if p.is_socket()]
     assert str(d.state) not in pathlib.Path("/proc/mounts").read_text()
 
 
@@ -122,8 +124,9 @@ def owner():
 
 
 @pytest.fixture(scope="module")
-def d(tmp_path_factory, vmhostd_bin, guest_dir, owner):
-    with Daemon.serving(tmp_path_factory.mktemp("jail")) as d:
+def d(vmhostd_bin, guest_dir, owner):
+    # Traversable by the owner: the gatherer reads its directory as it.
+    with vmdirs.open_tmp() as tmp, Daemon.serving(tmp) as d:
         home = d.root.data_dir("home")
         os.chown(home, owner.pw_uid, owner.pw_gid)
         os.chmod(home, 0o700)

@@ -69,6 +69,10 @@ static json_t *replies_detail(struct engine *e, struct vm *vm, json_t *cfg,
 	json_object_set_new(o, "state_dir", json_string(vm->dir));
 	json_object_set_new(o, "uid", vm->run && vm->run->uid ?
 			    json_integer(vm->run->uid) : json_null());
+	/* The run's cgroup, as the monitor made it. */
+	json_object_set(o, "cgroup", vm->run ?
+			json_object_get(vm->run->launched, "cgroup") ?: json_null() :
+			json_null());
 	json_object_set_new(o, "notes", notes);
 	json_object_set_new(o, "links", links_json(&e->links, vm->name,
 						   link_ids));

@@ -65,13 +65,15 @@ bad:
 
 json_t *record_run_json(const struct mvm *vm)
 {
-	return json_pack("{s:s,s:I,s:I,s:s,s:i,s:o,s:o,s:o,s:b}",
+	return json_pack("{s:s,s:I,s:I,s:s,s:i,s:o,s:o,s:o,s:o,s:b}",
 		"name", vm->name, "pid", (json_int_t)vm->qemu.pid,
 		"uid", (json_int_t)vm->uid, "accel", vmm_accel_name(vm->accel),
 		"hotplug_ports", (int)vm->hotplug_ports,
 		"links", vm->links ? json_incref(vm->links) : json_array(),
 		"config", vm->config ? json_incref(vm->config) : json_null(),
 		"notes", vm->notes ? json_incref(vm->notes) : json_array(),
+		"cgroup", vm->run.has_cgroup ?
+			json_string(cgroup_dir(&vm->run.cgroup, 0)) : json_null(),
 		"wayland", vm->wayland);
 }
 

@@ -202,11 +202,11 @@ static int jail_extras(const struct jail *j)
 			return -1;
 	if (j->tree_fd < 0)
 		return 0;
-	if (mkdirat(AT_FDCWD, JAIL_SHARE + 1, 0755) < 0 ||
-	    move_mount(j->tree_fd, "", AT_FDCWD, JAIL_SHARE + 1,
+	if (mkdirat(AT_FDCWD, &JAIL_SHARE[1], 0755) < 0 ||
+	    move_mount(j->tree_fd, "", AT_FDCWD, &JAIL_SHARE[1],
 		       MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return -1;
-	return jail_set_attr(JAIL_SHARE + 1, AT_RECURSIVE,
+	return jail_set_attr(&JAIL_SHARE[1], AT_RECURSIVE,
 			     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 }
 

@@ -40,6 +40,14 @@ static const int vsock_syscalls[] = {
 #endif
 };
 
+/* Spelled out: clang's -Wmissing-field-initializers rejects SCMP_A0(). */
+static const struct scmp_arg_cmp unix_only = {
+	.arg = 0, .op = SCMP_CMP_EQ, .datum_a = AF_UNIX, .datum_b = 0,
+};
+static const struct scmp_arg_cmp no_exec = {
+	.arg = 2, .op = SCMP_CMP_MASKED_EQ, .datum_a = PROT_EXEC, .datum_b = 0,
+};
+
 int vsock_sandbox(void)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
@@ -54,15 +62,15 @@ int vsock_sandbox(void)
 	/* Unix stream sockets only (to BASE_P). */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				     SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+				     unix_only);
 	/* Guest memory and the allocator's: never executable. */
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+				     no_exec);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_UNDEFINED__)
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+				     no_exec);
 #endif
 	if (!r)
 		r = seccomp_load(ctx);

@@ -70,7 +70,8 @@ static void send_msg(struct fx *f, uint32_t req, uint32_t flags, const void *pay
 	memcpy(buf, &req, 4);
 	memcpy(buf + 4, &flags, 4);
 	memcpy(buf + 8, &size, 4);
-	memcpy(buf + 12, payload, size);
+	if (size)
+		memcpy(buf + 12, payload, size);
 	if (nfds) {
 		struct cmsghdr *c;
 
