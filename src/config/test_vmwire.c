@@ -50,6 +50,8 @@ static struct vm_config *sample(void)
 	c->providers[1] = xstrdup("vpn");
 	c->provider_count = 2;
 	c->wayland = true;
+	c->uplink = true;
+	c->uplink_host_loopback = true;
 	c->memory = 512ull << 20;
 	c->cpus = 2;
 	c->cmdline = xstrdup("console=ttyS0 root=PARTLABEL=root");
@@ -102,6 +104,7 @@ static void assert_same(const struct vm_config *a, const struct vm_config *b)
 		assert_string_equal(a->providers[i], b->providers[i]);
 	assert_int_equal(a->wayland, b->wayland);
 	assert_int_equal(a->uplink, b->uplink);
+	assert_int_equal(a->uplink_host_loopback, b->uplink_host_loopback);
 	assert_int_equal(a->memory, b->memory);
 	assert_int_equal(a->cpus, b->cpus);
 	assert_string_equal(a->cmdline, b->cmdline);
@@ -274,9 +277,10 @@ static void test_raw_bytes(void **state)
 	size_t at;
 
 	pack(c, &o);
-	/* wayland is 14 bytes from the end: u8 wayland, u8 uplink, u64
-	 * memory, u32 cpus, then the cmdline string. */
-	at = o.len - (4 + strlen(c->cmdline)) - 4 - 8 - 1 - 1;
+	/* wayland is 15 bytes before the cmdline: u8 wayland, u8 uplink,
+	 * u8 uplink_host_loopback, u64 memory, u32 cpus, then the cmdline
+	 * string. */
+	at = o.len - (4 + strlen(c->cmdline)) - 4 - 8 - 1 - 1 - 1;
 	assert_int_equal(o.buf[at], 1);
 	o.buf[at] = 2;
 	assert_null(unpack(o.buf, o.len));
