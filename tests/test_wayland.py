@@ -220,7 +220,12 @@ def test_four_clients_and_two_vms(daemon, weston):
                         len(windows_of(d, ws, "b")) == 1 and len(ws) == 5,
                         120, "four windows from a, one from b")
     # One host end process per application (waypipe forks one each).
-    assert len(helpers_of(d, "a")["apps"]) == 4
+    ha = helpers_of(d, "a")
+    assert len(ha["apps"]) == 4
+    rss = {p: rss_kib(p) for p in ha["all"]}
+    print(f"four clients: host end {rss[ha['host end']]} KiB, its four application "
+          f"processes {sum(rss[p] for p in ha['apps'])} KiB, vmhost-vsock "
+          f"{rss[ha['vsock']]} KiB (RSS)")
     # A fifth application of a gets through while the four draw.
     assert "interface: 'wl_compositor'" in guest(d, "a", "wayland-info 2>&1")
     assert {f"user:{ua}:rw-", f"user:{ub}:rw-"} <= set(acl(weston.socket))
@@ -283,6 +288,25 @@ def test_host_end_killed(daemon, weston):
     clients(d, "gfx", 1)
     weston.wait_windows(lambda ws: windows_of(d, ws, "gfx"), 60,
                         "the window on the restarted compositor")
+
+
+def test_backend_killed(daemon, weston):
+    """vmhost-vsock killed: QEMU's vhost-user device has lost its backend
+    for good (QEMU 7.2 does not reconnect), so the VM runs on without
+    Wayland, and the daemon says so; a stop still leaves nothing."""
+    d = daemon
+    start(d, "gfx")
+    h = helpers_of(d, "gfx")
+    os.kill(h["vsock"], signal.SIGKILL)
+    msg = "vm gfx: vmhost-vsock killed by signal 9: the VM has no Wayland until it is started again"
+    wait_for(lambda: msg in d.stderr(), 30, "the daemon to say so")
+    assert d.record("gfx")["state"] == "running"
+    out = guest(d, "gfx", "echo alive; wayland-info 2>&1", 90)
+    assert out.startswith("alive") and "wl_compositor" not in out, out
+    # No new host end is started for a transport that is gone.
+    assert "a new Wayland host end" not in d.stderr()
+    assert d.vm("stop", "gfx").returncode == 0
+    d.assert_clean("gfx")
 
 
 def successor(prev, tmp, name):
