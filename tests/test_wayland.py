@@ -507,6 +507,45 @@ def test_check_wayland(vm_bin, tmp_path, weston):
         "it would start without Wayland"], r.stderr
 
 
+def test_sanitized_daemon(tmp_path, weston, guest_dir, monkeypatch):
+    """vmhostd and vmhost-vsock built with ASan and UBSan (make asan)
+    through the Wayland path: a window, a host end killed and started
+    again, a stop; the daemon exits 0 on SIGTERM with no sanitizer report
+    (leaks included), and so does vmhost-vsock."""
+    import helpers.daemon as hd
+    from test_asan import ASAN, sanitizer_reports
+    if not (ASAN / "vmhostd").exists():
+        pytest.fail(f"{ASAN / 'vmhostd'} missing: run make asan")
+    monkeypatch.setattr(hd, "VMHOSTD", ASAN / "vmhostd")
+    monkeypatch.setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:halt_on_error=1")
+    monkeypatch.setenv("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    args = ["--wayland-display", str(weston.socket),
+            "--vsock-backend", str(ASAN / "src" / "vsock" / "vmhost-vsock")]
+    d = Daemon(tmp_path, args=args).start()
+    try:
+        start(d, "gfx")
+        clients(d, "gfx", 1)
+        weston.wait_windows(lambda ws: windows_of(d, ws, "gfx"), 120, "the window")
+        old = helpers_of(d, "gfx")["host end"]
+        os.kill(old, signal.SIGKILL)
+        new_host_end(d, "gfx", old)
+        clients(d, "gfx", 1)
+        weston.wait_windows(lambda ws: windows_of(d, ws, "gfx"), 120,
+                            "the window through the new host end")
+        assert d.vm("stop", "gfx").returncode == 0
+        # vmhost-vsock's stderr: the VM's helper log.
+        helpers = (d.state / "vms" / "gfx" / "virtiofsd.log").read_text(errors="replace")
+        assert "vmhost-vsock: gfx: device started" in helpers
+        assert not sanitizer_reports(helpers), helpers
+        # An abort (abort_on_error) would be a SIGABRT.
+        assert "killed by signal 6" not in d.stderr(), d.stderr()
+    finally:
+        d.stop()
+    assert d.proc.returncode == 0, d.stderr()
+    assert not sanitizer_reports((tmp_path / "vmhostd.stderr").read_text(errors="replace")), \
+        d.stderr()
+
+
 # --- plain QEMU: the test is the host service behind vmhost-vsock ---
 
 
