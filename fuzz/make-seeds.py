@@ -81,15 +81,14 @@ def wstr(s):
 
 
 def wconfig(name="app", root="/ext/svc/data", disks=("blk/root.img",), shares=(),
-            providers=(), wayland=0, uplink=0, host_loopback=0, memory=256 << 20, cpus=1,
+            providers=(), wayland=0, uplink=0, memory=256 << 20, cpus=1,
             cmdline="console=ttyS0 root=PARTLABEL=root"):
     d = f"{root}/{name}"
     out = b"VMC1" + wstr(name) + wstr(d) + wstr(d + "/vmlinux")
     out += struct.pack("<I", len(disks)) + b"".join(wstr(r) + wstr(f"{d}/{r}") for r in disks)
     out += struct.pack("<I", len(shares)) + b"".join(wstr(t) + wstr(h) for t, h in shares)
     out += struct.pack("<I", len(providers)) + b"".join(wstr(p) for p in providers)
-    return out + struct.pack("<BBBQI", wayland, uplink, host_loopback, memory, cpus) + \
-        wstr(cmdline)
+    return out + struct.pack("<BBQI", wayland, uplink, memory, cpus) + wstr(cmdline)
 
 
 def wdiags(*items):
@@ -104,7 +103,6 @@ def vmwire():
         "full": b"\0" + wconfig(disks=("rootfs.ext4", "blk/a.img", "blk/b.img"),
                                   shares=(("home", "/ext/home"), ("media", b"/ext/\xff")),
                                   providers=("netvm", "vpn"), wayland=1, uplink=1,
-                                  host_loopback=1,
                                   memory=1 << 30, cpus=4, cmdline="console=ttyS0 quiet"),
         "bad": b"\0" + wconfig(disks=("blk/../x.img",), cpus=0),
         "diags": b"\1" + wdiags((2, "app", "blk/x.img", "is a FIFO"),

@@ -277,14 +277,18 @@ static void test_raw_bytes(void **state)
 	size_t at;
 
 	pack(c, &o);
-	/* wayland is 15 bytes before the cmdline: u8 wayland, u8 uplink,
-	 * u8 uplink_host_loopback, u64 memory, u32 cpus, then the cmdline
-	 * string. */
-	at = o.len - (4 + strlen(c->cmdline)) - 4 - 8 - 1 - 1 - 1;
+	/* wayland is 14 bytes from the end: u8 wayland, u8 uplink, u64
+	 * memory, u32 cpus, then the cmdline string. */
+	at = o.len - (4 + strlen(c->cmdline)) - 4 - 8 - 1 - 1;
 	assert_int_equal(o.buf[at], 1);
 	o.buf[at] = 2;
 	assert_null(unpack(o.buf, o.len));
 	o.buf[at] = 1;
+	/* uplink: 2 is "host-loopback", 3 is nothing. */
+	assert_int_equal(o.buf[at + 1], 2);
+	o.buf[at + 1] = 3;
+	assert_null(unpack(o.buf, o.len));
+	o.buf[at + 1] = 2;
 	o.buf[o.len - 3] = '\0'; /* inside the cmdline */
 	assert_null(unpack(o.buf, o.len));
 	o.buf[o.len - 3] = 'o';
