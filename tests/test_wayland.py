@@ -277,6 +277,7 @@ def test_host_end_killed(daemon, weston):
     wait_for(lambda: d.stderr().count("is the compositor running?") >= 3, 60,
              "three tries without a compositor", interval=0.5)
     delays = restarts(d)
+    print(f"host end restarts: waits announced {delays} ms")
     assert delays[-3] < delays[-2] < delays[-1], delays
     assert helpers_of(d, "gfx")["host end"] is None
     assert d.record("gfx")["state"] == "running"
