@@ -12,8 +12,9 @@ import tempfile
 import pytest
 
 from helpers.web import loopback_server
-from helpers.daemon import BUILD, READY, Console, cmdline, descendants, wait_until
+from helpers.daemon import BUILD, READY, Console, descendants, wait_until
 from helpers.qemu import cgroup_dirs
+from helpers.wayland import stop_demo_weston
 
 DEMO = BUILD / "demo" / "svc" / "data"
 WESTON_PID = BUILD / "demo" / "wayland" / "weston.pid"
@@ -36,7 +37,7 @@ def demo(tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         yield state, r.stdout
     finally:
-        stop_weston()
+        stop_demo_weston(BUILD)
         kids = descendants(pid)
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 60, "vmhostd to exit")
@@ -48,18 +49,6 @@ def demo(tmp_path):
         for base in cgroup_dirs("vmhost-demo"):
             assert not [c for c in base.iterdir() if c.is_dir()], base
             base.rmdir()
-
-
-def stop_weston():
-    """The demo's weston, if it started one."""
-    try:
-        wpid = int(WESTON_PID.read_text())
-    except (OSError, ValueError):
-        return
-    if "weston" in cmdline(wpid):
-        os.kill(wpid, signal.SIGTERM)
-        wait_until(lambda: not os.path.exists(f"/proc/{wpid}"), 30, "weston to exit")
-    WESTON_PID.unlink()
 
 
 @pytest.fixture

@@ -148,6 +148,24 @@ class Weston:
         self.log.close()
 
 
+def stop_demo_weston(build):
+    """The headless weston scripts/demo.sh started (BUILD/demo/wayland),
+    if any."""
+    pidfile = pathlib.Path(build) / "demo" / "wayland" / "weston.pid"
+    try:
+        pid = int(pidfile.read_text())
+    except (OSError, ValueError):
+        return
+    try:
+        comm = pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        comm = ""
+    if comm == "weston":
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 30, "weston to exit")
+    pidfile.unlink()
+
+
 def acl(path):
     """getfacl's text for path, without the comment lines."""
     out = subprocess.run(["getfacl", "--numeric", "--absolute-names", str(path)],
