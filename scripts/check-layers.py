@@ -32,7 +32,7 @@ LAYERS = {
     ],
     "monitor": [
         ["monitor", "statedir", "privileges"],
-        ["netlinks", "vmuid", "channel", "record"],
+        ["netlinks", "vmuid", "channel", "record", "wayland"],
         ["mvm"],
         ["adopt", "handover"],
         ["enginep"],

@@ -11,6 +11,8 @@ packages=(
 	# build
 	build-essential meson ninja-build pkg-config libjansson-dev libmnl-dev
 	libcmocka-dev clang musl-tools libseccomp-dev
+	# the compositor socket's grants (src/vmm/compositor.c)
+	libacl1-dev
 	# VMM; passt is the uplink's NAT (docs/networking.md)
 	qemu-system-x86 qemu-system-common qemu-utils passt
 	# guest kit: kernel source and its build tools, images
@@ -34,6 +36,8 @@ packages=(
 	# Wayland (docs/wayland.md): the guest end and demo clients copied into
 	# appvm.img, headless weston and screenshots for the tests
 	waypipe wayland-utils weston python3-pil
+	# getfacl: the tests read the compositor socket's grants
+	acl
 )
 
 if [ "${1:-}" = --list ]; then

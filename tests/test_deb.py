@@ -20,6 +20,7 @@ import pytest
 
 from conftest import BUILD, ROOT
 from helpers.daemon import READY, Console, descendants, wait_until
+from helpers.wayland import stop_demo_weston
 from helpers.web import loopback_server
 
 pytestmark = pytest.mark.skipif(os.environ.get("VMHOST_TEST_DEB") != "1",
@@ -119,6 +120,7 @@ def test_demo_from_installed_paths(installed, tmp_path):
     state = tempfile.mkdtemp(prefix="vmh-deb-", dir="/tmp")
     env = dict(os.environ, VMHOST_STATE_DIR=state, VMHOST_BIN="/usr/bin:/usr/sbin",
                VMHOSTD_OPTIONS=f"--link-prefix d{os.getpid() % 0xffff:04x}-")
+    env.pop("WAYLAND_DISPLAY", None)  # the demo starts its own weston
     with loopback_server(tmp_path, {"hello.txt": "hello, installed vmhost\n"}) as port:
         r = subprocess.run([str(ROOT / "scripts" / "demo.sh"), str(BUILD), state], env=env,
                            capture_output=True, text=True, timeout=300)
@@ -137,6 +139,7 @@ def test_demo_from_installed_paths(installed, tmp_path):
             assert "hello, installed vmhost" in out
         finally:
             stop_daemon(state)
+            stop_demo_weston(BUILD)
             subprocess.run(["rm", "-rf", state])
 
 

@@ -84,9 +84,7 @@ def children(pid):
 
 
 def run_pids(d, name):
-    """Every process in the VM's cgroup (all hierarchies agree)."""
-    (cg,) = [c for c in d.cgroups(name) if "/memory/" in str(c)] or d.cgroups(name)[:1]
-    return [int(p) for p in (cg / "cgroup.procs").read_text().split()]
+    return d.run_pids(name)
 
 
 def helpers_of(d, name, what):

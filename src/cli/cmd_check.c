@@ -4,21 +4,26 @@
  * policy, share confinement and host limits, so it reports what a start
  * would.  Problems go to stderr, one per line, "NAME: PATH: problem"; the
  * verdict per VM goes to stdout ("NAME: ok" / "NAME: invalid"), or with
- * --json a machine-readable report. */
+ * --json a machine-readable report.  --wayland-display takes vmhostd's
+ * setting: a VM with `wayland` is warned about when no compositor is
+ * given or none listens there, since it would then start without it. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "config/gather.h"
+#include "vmm/compositor.h"
 
 struct check_opts {
 	const char *config_root;
 	const char *data_root;
 	const char *state_dir;
+	const char *wayland_display;
 	struct gather_policy policy;
 	bool json;
 };
@@ -128,6 +133,7 @@ static int check_parse(int argc, char **argv, struct check_opts *o)
 		{ "allow-block-device", required_argument, NULL, 'b' },
 		{ "max-memory", required_argument, NULL, 'm' },
 		{ "max-cpus", required_argument, NULL, 'p' },
+		{ "wayland-display", required_argument, NULL, 'W' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -170,6 +176,9 @@ static int check_parse(int argc, char **argv, struct check_opts *o)
 				return CLI_EXIT_USAGE;
 			}
 			break;
+		case 'W':
+			o->wayland_display = optarg;
+			break;
 		case 'j':
 			o->json = true;
 			break;
@@ -185,6 +194,36 @@ static int check_parse(int argc, char **argv, struct check_opts *o)
 	if ((o->config_root && !*o->config_root) || (o->data_root && !*o->data_root))
 		return check_usage_error("empty directory argument", "");
 	return -1;
+}
+
+/* A VM with wayland starts without it when vmhostd has no compositor or
+ * nothing listens there: a warning, as the start's note would say. */
+static void check_wayland(const struct check_opts *o, const char *name,
+			  struct gather_result *res)
+{
+	char why[512];
+	int fd;
+
+	if (!res->cfg || !res->cfg->wayland)
+		return;
+	if (!o->wayland_display) {
+		diags_add(&res->diags, DIAG_WARNING, name, "wayland",
+			  "no compositor given (--wayland-display PATH, as vmhostd's): it would start without Wayland");
+		return;
+	}
+	fd = compositor_open(o->wayland_display, why, sizeof why);
+	if (fd >= 0 && compositor_listening(fd) < 0)
+		snprintf(why, sizeof why, "%s: %s", o->wayland_display,
+			 errno == ECONNREFUSED ?
+			 "nothing listens there (connection refused)" :
+			 strerror(errno));
+	else if (fd >= 0)
+		why[0] = '\0';
+	if (fd >= 0)
+		close(fd);
+	if (why[0])
+		diags_add(&res->diags, DIAG_WARNING, name, "wayland",
+			  "%s: it would start without Wayland", why);
 }
 
 /* names without repeats (the same name twice is checked once). */
@@ -255,6 +294,8 @@ int cmd_check(int argc, char **argv)
 				"data_root", check_jstr(data_root ? data_root : ""),
 				"valid", true, "vms", report);
 	}
+	for (size_t i = 0; i < n; i++)
+		check_wayland(&o, distinct[i], &results[i]);
 	for (size_t i = 0; i < n; i++)
 		if (!check_report(distinct[i], &results[i], report))
 			status = CLI_EXIT_FAIL;

@@ -1,4 +1,5 @@
-/* vm start NAME: returns once QEMU runs the VM. */
+/* vm start NAME: returns once QEMU runs the VM, and says what it runs
+ * without (its notes). */
 #include <getopt.h>
 #include <stdio.h>
 
@@ -12,7 +13,8 @@ int cmd_start(int argc, char **argv)
 		{ 0 },
 	};
 	const char *state_dir = NULL;
-	json_t *req, *reply = NULL, *vm;
+	json_t *req, *reply = NULL, *vm, *note;
+	size_t i;
 	int opt, r;
 
 	optind = 1;
@@ -31,6 +33,10 @@ int cmd_start(int argc, char **argv)
 	vm = json_object_get(reply, "vm");
 	printf("%s: %s (pid %lld)\n", argv[optind], cli_str(vm, "state"),
 	       (long long)json_integer_value(json_object_get(vm, "pid")));
+	/* What it runs without, and why (no Wayland...). */
+	json_array_foreach(json_object_get(reply, "notes"), i, note)
+		printf("%s: note: %s\n", argv[optind],
+		       cli_text(json_string_value(note)));
 	json_decref(reply);
 	return CLI_EXIT_OK;
 

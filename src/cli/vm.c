@@ -16,7 +16,7 @@ static const struct cli_command cli_commands[] = {
 	{ "check", cmd_check,
 	  "check [--config-root DIR] [--data-root DIR] [--state-dir DIR]\n"
 	  "          [--allow-block-device PATH]... [--max-memory SIZE] [--max-cpus N]\n"
-	  "          [--json] [NAME...]",
+	  "          [--wayland-display PATH] [--json] [NAME...]",
 	  "validate VM directories without starting anything" },
 	{ "console", cmd_console, "console [--linger S] [--state-dir DIR] NAME",
 	  "attach to the VM's console (Ctrl-] detaches)" },

@@ -68,7 +68,11 @@ static void spawn_child(const struct spawn_opts *o, int gofd, int errfd)
 	 * be a directory the new uid cannot reach. */
 	if (o->drop && (privdrop_apply(o->drop) < 0 || chdir("/") < 0))
 		goto fail;
-	execve(o->path, o->argv, o->envp ? o->envp : spawn_default_env);
+	if (o->exec_fd > 2)
+		syscall(SYS_execveat, o->exec_fd, "", o->argv,
+			o->envp ? o->envp : spawn_default_env, AT_EMPTY_PATH);
+	else
+		execve(o->path, o->argv, o->envp ? o->envp : spawn_default_env);
 fail:
 	err = errno;
 	(void)!write(errfd, &err, sizeof(err));
@@ -77,11 +81,13 @@ fail:
 
 static int spawn_check(const struct spawn_opts *o)
 {
-	if (!o || !o->path || !o->argv || !o->argv[0] || o->path[0] != '/' ||
+	if (!o || !o->path || !o->argv || !o->argv[0] ||
+	    (o->path[0] != '/' && o->exec_fd <= 2) ||
 	    (o->clone_flags & ~SPAWN_NS_FLAGS))
 		return -1;
 	for (size_t k = 0; k < o->keep_count; k++)
-		if (o->keep_fds[k] < 3 || o->keep_fds[k] == o->log_fd)
+		if (o->keep_fds[k] < 3 || o->keep_fds[k] == o->log_fd ||
+		    (o->exec_fd > 2 && o->keep_fds[k] == o->exec_fd))
 			return -1;
 	return 0;
 }

@@ -23,6 +23,10 @@
 
 struct spawn_opts {
 	const char *path;          /* executable, absolute: no PATH search */
+	/* > 2: exec this fd (execveat, AT_EMPTY_PATH) instead of path, which
+	 * then only names it: a program outside a jail's /usr (vmhost-vsock
+	 * in a build tree), opened before the jail hid it. */
+	int exec_fd;
 	char *const *argv;         /* argv[0] included, NULL-terminated */
 	char *const *envp;         /* NULL: a minimal PATH only */
 	const int *keep_fds;       /* passed to the child, same numbers, >= 3 */

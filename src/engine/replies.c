@@ -51,7 +51,7 @@ void replies_list(struct engine *e, struct client *c)
 static json_t *replies_detail(struct engine *e, struct vm *vm, json_t *cfg,
 			      json_t *diagnostics, json_t *link_ids)
 {
-	json_t *o = vm_brief(vm), *notes = json_array();
+	json_t *o = vm_brief(vm), *notes = vm_notes(vm);
 
 	if (!o)
 		return NULL;
@@ -59,7 +59,9 @@ static json_t *replies_detail(struct engine *e, struct vm *vm, json_t *cfg,
 	if (!cfg)
 		json_object_set(o, "diagnostics", diagnostics ? diagnostics :
 				json_array());
-	if (json_is_true(json_object_get(cfg, "wayland")) && e->wayland_why)
+	/* Not running: what a start would say for certain. */
+	if (!vm->run && json_is_true(json_object_get(cfg, "wayland")) &&
+	    e->wayland_why)
 		json_array_append_new(notes, json_string(e->wayland_why));
 	json_object_set_new(o, "accel", json_string(
 		vm->run ? vm->run->accel : e->accel));

@@ -169,6 +169,14 @@ json_t *vm_brief(const struct vm *vm)
 				json_null());
 }
 
+json_t *vm_notes(const struct vm *vm)
+{
+	json_t *notes = vm->run ? json_object_get(vm->run->launched, "notes") :
+			NULL;
+
+	return json_is_array(notes) ? json_deep_copy(notes) : json_array();
+}
+
 /* Answer every waiter of kind: ok with the record, or an error.  The
  * answer never runs a client's next request here (control.c defers it). */
 static void vm_answer(struct vm *vm, enum vm_wait kind, bool ok,
@@ -184,8 +192,9 @@ static void vm_answer(struct vm *vm, enum vm_wait kind, bool ok,
 		vm->waiters[i] = vm->waiters[--vm->waiter_count];
 		control_disown(c);
 		if (ok)
-			control_reply(c, json_pack("{s:b,s:o}", "ok", 1, "vm",
-						   vm_brief(vm)));
+			control_reply(c, json_pack("{s:b,s:o,s:o}", "ok", 1, "vm",
+						   vm_brief(vm), "notes",
+						   vm_notes(vm)));
 		else
 			control_error(c, "%s", msg);
 	}

@@ -207,6 +207,9 @@ bool vm_any_active(struct vms *vms);
 bool vm_running(const struct vm *vm);
 /* The short record: name, state, pid, since, reason. */
 json_t *vm_brief(const struct vm *vm);
+/* What the monitor said of vm's run at its launch (no Wayland, and why):
+ * a new array, empty without a run. */
+json_t *vm_notes(const struct vm *vm);
 
 /* Hand vm an event: now, or after the one being handled.  Takes the
  * event's data and fds. */

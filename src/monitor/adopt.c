@@ -41,8 +41,7 @@ static int adopt_run(struct mvm *vm, json_t *o, int qemu_fd, pid_t qemu_pid)
 		what = json_string_value(json_object_get(h, "what"));
 		if ((fd = record_open_proc(h, &pid)) < 0)
 			continue;
-		p = what && !strcmp(what, "passt") ? &run->passt :
-		    &run->fsd[run->fsd_count++];
+		p = launch_proc_slot(run, what ? what : "helper");
 		*p = (struct launch_proc){ .pid = pid, .pidfd = fd };
 		snprintf(p->label, sizeof p->label, "%s", what ? what : "helper");
 	}
@@ -80,6 +79,7 @@ static bool adopt_vm(struct monitor *m, const char *name, json_t *o,
 		goto fail;
 	netlinks_adopt(m, vm);
 	record_write(m, vm);
+	mvm_wayland_resume(vm);
 	daemon_log("vm %s: adopted: QEMU pid %d, %zu helper(s)", name,
 		   (int)qemu_pid, vm->helper_count);
 	return true;
@@ -132,6 +132,7 @@ static void adopt_one(struct monitor *m, const char *name)
 	} else {
 		if (o)
 			adopt_clean(m, name, o);
+		launch_transport_remove(run);
 		statedir_clean_run(run);
 		if (asprintf(&path, "%s/record", run) >= 0) {
 			unlink(path);

@@ -196,8 +196,12 @@ int enginep_start(struct monitor *m)
 	argv[n++] = uid;
 	if (m->use_syslog)
 		argv[n++] = "--syslog";
-	argv[n++] = "--wayland-why";
-	argv[n++] = "wayland requested, but this QEMU has no virtio-gpu cross-domain support: the VM runs without it";
+	/* Said of a VM with wayland that does not run; a run has its own
+	 * notes (monitor/wayland.h). */
+	if (!m->wayland_display) {
+		argv[n++] = "--wayland-why";
+		argv[n++] = "wayland: vmhostd has no compositor (it runs without --wayland-display); the VM runs without Wayland";
+	}
 	argv[n] = NULL;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)

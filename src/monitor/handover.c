@@ -34,6 +34,8 @@ static json_t *handover_proc(const struct launch_proc *p)
 /* Every fd the new image needs, kept (or, with keep false, not). */
 static void handover_fds(struct monitor *m, bool keep)
 {
+	struct launch_proc *p;
+
 	handover_keep(m->lock_fd, keep);
 	handover_keep(m->control_fd, keep);
 	for (struct mvm *vm = m->vms; vm; vm = vm->next) {
@@ -42,19 +44,18 @@ static void handover_fds(struct monitor *m, bool keep)
 		for (int i = 0; i < RUN_FDS; i++)
 			if (vm->fds[i] >= 0)
 				handover_keep(vm->fds[i], keep);
-		if (vm->run.qemu.pid)
-			handover_keep(vm->run.qemu.pidfd, keep);
-		if (vm->run.passt.pid)
-			handover_keep(vm->run.passt.pidfd, keep);
-		for (size_t i = 0; i < vm->run.fsd_count; i++)
-			if (vm->run.fsd[i].pid)
-				handover_keep(vm->run.fsd[i].pidfd, keep);
+		for (size_t i = 0; (p = launch_proc_at(&vm->run, i)); i++)
+			if (p->pid)
+				handover_keep(p->pidfd, keep);
+		if (vm->wl_log_fd >= 0)
+			handover_keep(vm->wl_log_fd, keep);
 	}
 }
 
 static json_t *handover_json(struct monitor *m)
 {
 	json_t *vms = json_array(), *fds, *helpers;
+	struct launch_proc *p;
 	struct vm_run *run;
 
 	for (struct mvm *vm = m->vms; vms && vm; vm = vm->next) {
@@ -65,15 +66,14 @@ static json_t *handover_json(struct monitor *m)
 		helpers = json_array();
 		for (int i = 0; i < RUN_FDS; i++)
 			json_array_append_new(fds, json_integer(vm->fds[i]));
-		for (size_t i = 0; i < run->fsd_count; i++)
-			if (run->fsd[i].pid)
-				json_array_append_new(helpers, handover_proc(&run->fsd[i]));
-		if (run->passt.pid)
-			json_array_append_new(helpers, handover_proc(&run->passt));
-		json_array_append_new(vms, json_pack("{s:s,s:o,s:o,s:o,s:b}",
+		for (size_t i = 1; (p = launch_proc_at(run, i)); i++)
+			if (p->pid)
+				json_array_append_new(helpers, handover_proc(p));
+		json_array_append_new(vms, json_pack("{s:s,s:o,s:o,s:o,s:b,s:i}",
 			"name", vm->name, "fds", fds,
 			"qemu", run->qemu.pid ? handover_proc(&run->qemu) : json_null(),
-			"helpers", helpers, "killing", vm->killing));
+			"helpers", helpers, "killing", vm->killing,
+			"wl_log", vm->wl_log_fd));
 	}
 	return json_pack("{s:i,s:i,s:o}", "lock", m->lock_fd, "control",
 			 m->control_fd, "vms", vms);
@@ -198,14 +198,17 @@ static void handover_vm(struct monitor *m, json_t *o)
 	json_array_foreach(helpers, i, h) {
 		if (!run->fsd || !handover_proc_back(h, &q))
 			continue;
-		p = !strcmp(q.label, "passt") ? &run->passt :
-		    &run->fsd[run->fsd_count++];
+		p = launch_proc_slot(run, q.label);
 		*p = q;
 	}
 	if (m->cgroups && cgroup_open(m->cgroups, name, &run->cgroup) == 0)
 		run->has_cgroup = true;
 	mvm_watch_run(vm, true);
 	vm->killing = json_is_true(json_object_get(o, "killing"));
+	vm->wl_log_fd = handover_fd_ok(json_object_get(o, "wl_log"));
+	if (vm->wl_log_fd >= 0)
+		handover_keep(vm->wl_log_fd, false);
+	mvm_wayland_resume(vm);
 	netlinks_adopt(m, vm);
 	daemon_log("vm %s: taken over from the previous image: QEMU pid %d",
 		   name, (int)run->qemu.pid);

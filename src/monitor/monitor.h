@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "common/loop.h"
+#include "common/privdrop.h"
 #include "config/gather.h"
 #include "config/vmconfig.h"
 #include "config/vmfiles.h"
@@ -70,6 +71,16 @@ struct mvm {
 	size_t helper_count;
 	int fds[RUN_FDS];
 	uid_t uid;
+	struct privdrop drop;    /* QEMU's and its helpers' ids (uid != 0) */
+
+	/* Wayland (monitor/wayland.h): the run has vmhost-vsock and a host
+	 * end, and its uid may connect to the compositor; the host end is
+	 * started again when it ends, later each time it ends early. */
+	bool wayland;
+	int wl_log_fd;           /* the helpers' log pipe, for new host ends */
+	struct loop_source wl_timer;
+	unsigned int wl_failures;
+	time_t wl_started;
 	enum vmm_accel accel;
 	unsigned int hotplug_ports;
 	json_t *config;          /* as sent to the engine */
@@ -90,6 +101,9 @@ struct monitor {
 	enum vmm_accel accel;
 	const char *accel_why;
 	const char *qemu;        /* --qemu: the emulator; NULL: Debian's */
+	const char *wayland_display; /* the compositor's socket; NULL: none */
+	const char *vsock_backend;   /* vmhost-vsock's path, and it opened */
+	int vsock_backend_fd;        /* O_PATH (-1 without a compositor) */
 	bool use_syslog;
 	uid_t uid_base;          /* QEMU of slot N runs as uid base + N */
 	uid_t engine_uid;

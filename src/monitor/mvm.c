@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -20,12 +21,14 @@
 #include "monitor/record.h"
 #include "monitor/statedir.h"
 #include "monitor/vmuid.h"
+#include "monitor/wayland.h"
 
 void mvm_run_clear(struct vm_run *run)
 {
 	*run = (struct vm_run){ .qmp_fd = -1, .serial_fd = -1,
 				.console_fd = -1, .qemu.pidfd = -1,
-				.passt.pidfd = -1 };
+				.passt.pidfd = -1, .vsock.pidfd = -1,
+				.host_end.pidfd = -1 };
 }
 
 /* Shutting down: quit once the engine said bye and nothing runs. */
@@ -62,6 +65,8 @@ struct mvm *mvm_find(struct monitor *m, const char *name, bool create)
 	snprintf(vm->name, sizeof vm->name, "%s", name);
 	vm_files_init(&vm->files);
 	vm->qemu.src.fd = -1;
+	vm->wl_log_fd = -1;
+	vm->wl_timer.fd = -1;
 	mvm_run_clear(&vm->run);
 	for (int i = 0; i < RUN_FDS; i++)
 		vm->fds[i] = -1;
@@ -259,6 +264,129 @@ void mvm_release(struct monitor *m, const char *name)
 	vm->held = false;
 }
 
+/* --- the Wayland helpers of a run (monitor/wayland.h) --- */
+
+static void mvm_wayland_again(struct loop_source *src, uint32_t events);
+
+/* A line for the daemon's log and the VM's helper log. */
+static void mvm_wayland_log(struct mvm *vm, const char *msg)
+{
+	daemon_log("vm %s: %s", vm->name, msg);
+	/* Our own non-blocking handle: a full pipe loses the line. */
+	if (vm->wl_log_fd >= 0)
+		dprintf(vm->wl_log_fd, "vmhostd: %s\n", msg);
+}
+
+static void mvm_wayland_timer_close(struct mvm *vm)
+{
+	if (vm->wl_timer.fd < 0)
+		return;
+	loop_del(&vm->m->loop, &vm->wl_timer);
+	close(vm->wl_timer.fd);
+	vm->wl_timer.fd = -1;
+}
+
+/* A new host end after the back-off (what: why there is none now). */
+static void mvm_wayland_later(struct mvm *vm, const char *what)
+{
+	unsigned int ms = mwl_backoff(vm);
+	char msg[1024];
+
+	if (vm->wl_timer.fd < 0) {
+		vm->wl_timer = (struct loop_source){ loop_timer_new(),
+						     mvm_wayland_again, vm };
+		if (vm->wl_timer.fd < 0 ||
+		    loop_add(&vm->m->loop, &vm->wl_timer, EPOLLIN) < 0) {
+			if (vm->wl_timer.fd >= 0)
+				close(vm->wl_timer.fd);
+			vm->wl_timer.fd = -1;
+			snprintf(msg, sizeof msg, "%s; no new Wayland host end: %s",
+				 what, strerror(errno));
+			mvm_wayland_log(vm, msg);
+			return;
+		}
+	}
+	snprintf(msg, sizeof msg, "%s; a new Wayland host end in %u ms", what, ms);
+	mvm_wayland_log(vm, msg);
+	loop_timer_arm(vm->wl_timer.fd, ms);
+}
+
+/* A Wayland helper of a running VM ended. */
+static void mvm_wayland_ended(struct mvm *vm, const char *reason)
+{
+	char msg[512];
+
+	if (!vm->run.vsock.pid) {
+		/* Nothing carries the guest's connections any more. */
+		snprintf(msg, sizeof msg,
+			 "%s: the VM has no Wayland until it is started again",
+			 reason);
+		mvm_wayland_log(vm, msg);
+		mvm_wayland_timer_close(vm);
+		return;
+	}
+	mvm_wayland_later(vm, reason);
+}
+
+static void mvm_wayland_again(struct loop_source *src, uint32_t events)
+{
+	struct mvm *vm = src->arg;
+	struct launch_wayland wl;
+	struct mchild *ch = NULL;
+	char why[768], msg[1024];
+	int r;
+
+	loop_timer_ack(src->fd);
+	if (!vm->launched || vm->killing || !vm->wayland ||
+	    !vm->run.vsock.pid || vm->run.host_end.pid)
+		return;
+	if (mwl_reopen(vm->m, vm, &wl, why, sizeof why) < 0) {
+		mvm_wayland_later(vm, why);
+		return;
+	}
+	r = launch_host_end(&vm->run, vm->uid ? &vm->drop : NULL, &wl, why,
+			    sizeof why);
+	close(wl.compositor_fd);
+	if (r < 0) {
+		mvm_wayland_later(vm, why);
+		return;
+	}
+	for (size_t i = 0; i < vm->helper_count && !ch; i++)
+		if (vm->helpers[i].proc == &vm->run.host_end)
+			ch = &vm->helpers[i];
+	/* mvm_watch_run left room for one. */
+	if (!ch)
+		ch = &vm->helpers[vm->helper_count++];
+	mvm_watch(vm, ch, &vm->run.host_end, true);
+	vm->wl_started = time(NULL);
+	record_write(vm->m, vm);
+	snprintf(msg, sizeof msg, "a new Wayland host end runs: pid %d",
+		 (int)vm->run.host_end.pid);
+	mvm_wayland_log(vm, msg);
+}
+
+void mvm_wayland_resume(struct mvm *vm)
+{
+	if (vm->wayland && !vm->killing && vm->run.vsock.pid &&
+	    !vm->run.host_end.pid)
+		mvm_wayland_later(vm, "no Wayland host end runs");
+}
+
+/* The run is gone: no more host ends, and its uid's grant goes. */
+static void mvm_wayland_end(struct mvm *vm)
+{
+	mvm_wayland_timer_close(vm);
+	if (vm->wl_log_fd >= 0)
+		close(vm->wl_log_fd);
+	vm->wl_log_fd = -1;
+	vm->wl_failures = 0;
+	vm->wl_started = 0;
+	if (vm->wayland) {
+		vm->wayland = false;
+		mwl_sync(vm->m);
+	}
+}
+
 /* --- the run's processes --- */
 
 static void mvm_child_close(struct mchild *ch)
@@ -313,6 +441,7 @@ static void mvm_gone(struct mvm *vm)
 	vm->notes = NULL;
 	vm->launched = false;
 	vm->killing = false;
+	mvm_wayland_end(vm);
 	vm->uid = 0;
 	daemon_log("vm %s: every process is gone", vm->name);
 	engine_send(m, PS_GONE, 0, json_pack("{s:s}", "name", vm->name), NULL, 0);
@@ -353,6 +482,18 @@ static void mvm_child_ready(struct loop_source *src, uint32_t events)
 	}
 	clean = ch->ours && si.si_code == CLD_EXITED && si.si_status == 0;
 	mvm_exit_reason(ch, &si, reason, sizeof reason);
+	if (ch->proc == &vm->run.host_end || ch->proc == &vm->run.vsock) {
+		/* Not the VM's end: it runs on, without Wayland for a while
+		 * (a host end) or until it starts again (vmhost-vsock). */
+		mvm_child_close(ch);
+		if (!vm->killing)
+			mvm_wayland_ended(vm, reason);
+		else
+			daemon_log("vm %s: %s", vm->name, reason);
+		if (mvm_all_reaped(vm))
+			mvm_gone(vm);
+		return;
+	}
 	daemon_log("vm %s: %s", vm->name, reason);
 	mvm_child_close(ch);
 	engine_send(vm->m, PS_EXITED, 0, json_pack("{s:s,s:s,s:b,s:b}",
@@ -393,22 +534,20 @@ void mvm_watch(struct mvm *vm, struct mchild *ch, struct launch_proc *proc,
 	}
 }
 
-/* A watcher for every process of the run: QEMU, the virtiofsds, passt. */
+/* A watcher for every process of the run: QEMU, the virtiofsds, passt,
+ * the Wayland helpers (room for a host end even if none runs now). */
 int mvm_watch_run(struct mvm *vm, bool ours)
 {
 	struct vm_run *run = &vm->run;
-	size_t n = run->fsd_count + 1, i;
+	struct launch_proc *p;
 
-	vm->helpers = calloc(n, sizeof *vm->helpers);
+	vm->helpers = calloc(run->fsd_count + 4, sizeof *vm->helpers);
 	if (!vm->helpers)
 		return -1;
 	vm->helper_count = 0;
-	for (i = 0; i < run->fsd_count; i++)
-		if (run->fsd[i].pid)
-			mvm_watch(vm, &vm->helpers[vm->helper_count++], &run->fsd[i],
-				  ours);
-	if (run->passt.pid)
-		mvm_watch(vm, &vm->helpers[vm->helper_count++], &run->passt, ours);
+	for (size_t i = 1; (p = launch_proc_at(run, i)); i++)
+		if (p->pid)
+			mvm_watch(vm, &vm->helpers[vm->helper_count++], p, ours);
 	vm->qemu.src.fd = -1;
 	if (run->qemu.pid)
 		mvm_watch(vm, &vm->qemu, &run->qemu, ours);
@@ -458,8 +597,10 @@ static int mvm_run_start(struct monitor *m, struct mvm *vm, char *err,
 		.qemu_log_fd = -1,
 		.fsd_log_fd = -1,
 	};
+	struct launch_wayland wl = { .compositor_fd = -1 };
 	struct vmm_nic *nics;
 	struct privdrop drop;
+	char fdpath[64];
 	bool dropping;
 	size_t i;
 
@@ -474,15 +615,14 @@ static int mvm_run_start(struct monitor *m, struct mvm *vm, char *err,
 	vm->hotplug_ports = netlinks_ports(m, vm->name);
 	vm->config = vmjson_config(cfg);
 	vm->notes = json_array();
-	if (cfg->wayland)
-		json_array_append_new(vm->notes, json_string(
-			"wayland requested, but this QEMU cannot provide virtio-gpu cross-domain; started without it"));
 	if (vmuid_pick(m, vm, &drop, &dropping) < 0) {
 		snprintf(err, len, "start failed: no uid for QEMU: %s",
 			 strerror(errno));
 		goto fail;
 	}
 	q.drop = dropping ? &drop : NULL;
+	if (dropping)
+		vm->drop = drop;
 	if (netlinks_client(m, vm, nics, &vm->links, err, len) < 0)
 		goto fail;
 	q.nics = nics;
@@ -492,8 +632,24 @@ static int mvm_run_start(struct monitor *m, struct mvm *vm, char *err,
 	q.fsd_log_fd = mvm_log_pipe(&vm->fds[RUN_HELPER_LOG]);
 	if (q.qemu_log_fd < 0 || q.fsd_log_fd < 0)
 		goto fail_errno;
+	if (mwl_prepare(m, vm, &wl)) {
+		/* The helpers write into the helpers' log; so does the
+		 * monitor about them, through a handle of its own that
+		 * never blocks. */
+		snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", q.fsd_log_fd);
+		vm->wl_log_fd = open(fdpath, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (vm->wl_log_fd < 0)
+			goto fail_errno;
+		wl.log_fd = q.fsd_log_fd;
+		q.wayland = &wl;
+	}
 	if (launch_start(&q, &vm->run, err, len) < 0)
 		goto fail;
+	if (q.wayland) {
+		close(wl.compositor_fd);
+		wl.compositor_fd = -1;
+		vm->wl_started = time(NULL);
+	}
 	vm->launched = true;
 	/* Ours now: the engine gets them (and a new engine, copies). */
 	vm->fds[RUN_QMP] = vm->run.qmp_fd;
@@ -534,6 +690,9 @@ fail_run:
 fail_errno:
 	snprintf(err, len, "start failed: %s", strerror(errno));
 fail:
+	if (wl.compositor_fd >= 0)
+		close(wl.compositor_fd);
+	mvm_wayland_end(vm);
 	if (q.qemu_log_fd >= 0)
 		close(q.qemu_log_fd);
 	if (q.fsd_log_fd >= 0)
@@ -645,6 +804,12 @@ void mvm_free_all(struct monitor *m, bool kill)
 	mvm_loads_free(m);
 	while ((vm = m->vms)) {
 		m->vms = vm->next;
+		if (kill)
+			mvm_wayland_end(vm);
+		else
+			mvm_wayland_timer_close(vm);
+		if (vm->wl_log_fd >= 0)
+			close(vm->wl_log_fd);
 		if (vm->launched && kill) {
 			mvm_child_close(&vm->qemu);
 			for (size_t i = 0; i < vm->helper_count; i++)

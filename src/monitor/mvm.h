@@ -39,6 +39,9 @@ void mvm_watch(struct mvm *vm, struct mchild *ch, struct launch_proc *proc,
 	       bool ours);
 /* Watch every process of vm->run (a launch, or one taken over). */
 int mvm_watch_run(struct mvm *vm, bool ours);
+/* A run taken over (adoption, re-exec) with vmhost-vsock but no host
+ * end: start one after the back-off. */
+void mvm_wayland_resume(struct mvm *vm);
 /* Forget everything; kill: every run too (exit), else the runs are left
  * as they are (re-exec). */
 void mvm_free_all(struct monitor *m, bool kill);

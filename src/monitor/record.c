@@ -65,7 +65,7 @@ bad:
 
 json_t *record_run_json(const struct mvm *vm)
 {
-	return json_pack("{s:s,s:I,s:I,s:s,s:i,s:o,s:o,s:o,s:o}",
+	return json_pack("{s:s,s:I,s:I,s:s,s:i,s:o,s:o,s:o,s:o,s:b}",
 		"name", vm->name, "pid", (json_int_t)vm->qemu.pid,
 		"uid", (json_int_t)vm->uid, "accel", vmm_accel_name(vm->accel),
 		"hotplug_ports", (int)vm->hotplug_ports,
@@ -73,7 +73,8 @@ json_t *record_run_json(const struct mvm *vm)
 		"config", vm->config ? json_incref(vm->config) : json_null(),
 		"notes", vm->notes ? json_incref(vm->notes) : json_array(),
 		"cgroup", vm->run.has_cgroup ?
-			json_string(cgroup_dir(&vm->run.cgroup, 0)) : json_null());
+			json_string(cgroup_dir(&vm->run.cgroup, 0)) : json_null(),
+		"wayland", vm->wayland);
 }
 
 static json_t *record_proc(const struct mchild *ch)
@@ -221,7 +222,15 @@ void record_fill(struct monitor *m, struct mvm *vm, json_t *o)
 		json_object_get(o, "hotplug_ports"));
 	vm->config = json_incref(json_object_get(o, "config"));
 	vm->links = json_incref(json_object_get(o, "links"));
-	vm->notes = json_array();
+	/* What it was told at its start stays true of this run. */
+	vm->notes = json_is_array(json_object_get(o, "notes")) ?
+		    json_incref(json_object_get(o, "notes")) : json_array();
+	vm->wayland = json_is_true(json_object_get(o, "wayland"));
+	/* Its ids, for a new Wayland host end. */
+	if (vm->uid && m->uid_base && vm->uid >= m->uid_base &&
+	    privdrop_for_slot(m->uid_base, vm->uid - m->uid_base,
+			      vm->accel == VMM_ACCEL_KVM, &vm->drop) < 0)
+		vm->wayland = false;
 	vm->note.state = (uint8_t)json_integer_value(json_object_get(o, "state"));
 	vm->note.since = json_integer_value(json_object_get(o, "since"));
 	snprintf(vm->note.reason, sizeof vm->note.reason, "%s",

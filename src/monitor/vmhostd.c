@@ -29,6 +29,7 @@
 #include "monitor/privileges.h"
 #include "monitor/statedir.h"
 #include "monitor/vmuid.h"
+#include "monitor/wayland.h"
 #include "net/ifname.h"
 #include "vmm/cgroup.h"
 
@@ -38,7 +39,8 @@ static const char usage[] =
 	"               [--foreground] [--link-prefix PREFIX]\n"
 	"               [--allow-block-device PATH]... [--max-memory SIZE]\n"
 	"               [--max-cpus N] [--cgroup-parent NAME] [--cgroup-mount DIR]\n"
-	"               [--qemu PATH]\n"
+	"               [--qemu PATH] [--wayland-display PATH]\n"
+	"               [--vsock-backend PATH]\n"
 	"       vmhostd --version\n";
 
 /* SIGTERM/SIGINT: every VM powered off, then exit; a second one forces.
@@ -176,6 +178,31 @@ static void monitor_log_policy(const struct monitor *m)
 		   p->block_device_count);
 }
 
+/* --wayland-display: an absolute path (the compositor need not run yet:
+ * each start looks); vmhost-vsock opened now, exec'd by fd into jails
+ * that do not hold it.  -1 after saying what is wrong. */
+static int monitor_wayland(struct monitor *m)
+{
+	struct stat st;
+
+	if (!m->wayland_display)
+		return 0;
+	if (m->wayland_display[0] != '/') {
+		fprintf(stderr, "vmhostd: --wayland-display %s: give the absolute path of the compositor's socket\n",
+			m->wayland_display);
+		return -1;
+	}
+	m->vsock_backend_fd = open(m->vsock_backend, O_PATH | O_CLOEXEC);
+	if (m->vsock_backend_fd < 0 || fstat(m->vsock_backend_fd, &st) < 0 ||
+	    !S_ISREG(st.st_mode) || !(st.st_mode & S_IXOTH)) {
+		fprintf(stderr, "vmhostd: --vsock-backend %s: %s (--wayland-display needs it, executable by all)\n",
+			m->vsock_backend, m->vsock_backend_fd < 0 ?
+			strerror(errno) : "not an executable file");
+		return -1;
+	}
+	return 0;
+}
+
 /* Set up: keep only the capabilities VMs need from now on. */
 static int monitor_privileges(void)
 {
@@ -296,6 +323,8 @@ int main(int argc, char **argv)
 		{ "cgroup-parent", required_argument, NULL, 'g' },
 		{ "cgroup-mount", required_argument, NULL, 'M' },
 		{ "qemu", required_argument, NULL, 'q' },
+		{ "wayland-display", required_argument, NULL, 'W' },
+		{ "vsock-backend", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -304,6 +333,7 @@ int main(int argc, char **argv)
 		.link_prefix = IFNAME_DEFAULT_PREFIX,
 		.engine = { .fd = -1 }, .engine_exit = { .fd = -1 },
 		.restart = { .fd = -1 }, .control_fd = -1, .exe_fd = -1,
+		.vsock_backend = VMHOST_VSOCK_BACKEND, .vsock_backend_fd = -1,
 	};
 	const char *accel = "auto", *uid_base = NULL, *engine_uid = NULL;
 	const char *cgroup_parent = CGROUP_PARENT_DEFAULT, *cgroup_mount = NULL;
@@ -341,6 +371,8 @@ int main(int argc, char **argv)
 		case 'g': cgroup_parent = optarg; break;
 		case 'M': cgroup_mount = optarg; break;
 		case 'q': m.qemu = optarg; break;
+		case 'W': m.wayland_display = optarg; break;
+		case 'B': m.vsock_backend = optarg; break;
 		case 'b': case 'm': case 'p':
 			if (monitor_gather_option(&m, opt, optarg))
 				return 2;
@@ -382,6 +414,8 @@ int main(int argc, char **argv)
 			m.qemu);
 		return 2;
 	}
+	if (monitor_wayland(&m) < 0)
+		return 2;
 	if (!cgroup_parent_valid(cgroup_parent)) {
 		fprintf(stderr, "vmhostd: --cgroup-parent %s: use 1 to 64 of A-Z a-z 0-9 _ -\n",
 			cgroup_parent);
@@ -460,10 +494,17 @@ int main(int argc, char **argv)
 			   m.cgroups->base[0], m.cgroups->memory && m.cgroups->pids ?
 			   ", memory and pids capped" :
 			   "; this hierarchy cannot cap memory and pids here");
+	if (m.wayland_display)
+		daemon_log("wayland: the compositor at %s (looked at on each start); vsock backend %s",
+			   m.wayland_display, m.vsock_backend);
+	else
+		daemon_log("wayland: no compositor (--wayland-display): VMs with wayland run without it");
 	/* Before any request is served: a VM must never run twice. */
 	if (handover >= 0)
 		handover_adopt(&m);
 	adopt_all(&m);
+	/* A dead monitor's runs may have left grants on the compositor. */
+	mwl_sync(&m);
 	if (netlinks_reconcile(&m, errbuf, sizeof errbuf) < 0)
 		daemon_log("%s", errbuf);
 	if (geteuid() == 0)

@@ -56,9 +56,3 @@ const char *vmm_accel_name(enum vmm_accel accel)
 {
 	return accel == VMM_ACCEL_KVM ? "kvm" : "tcg";
 }
-
-void vmm_caps_get(struct vmm_caps *caps)
-{
-	/* Debian's QEMU 7.2 has no rutabaga: no virtio-gpu cross-domain. */
-	caps->wayland = false;
-}

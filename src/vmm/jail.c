@@ -143,6 +143,52 @@ static int jail_dev(const struct jail *j)
 	return j->kvm ? jail_bind("/dev/kvm", "dev/kvm", false, dev) : 0;
 }
 
+/* mkdir -p of path's parents (relative to the new root, our cwd). */
+static int jail_parents(const char *path)
+{
+	char dir[128];
+	size_t len = strlen(path);
+
+	if (len >= sizeof dir) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(dir, path, len + 1);
+	for (char *p = dir; (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		if (mkdirat(AT_FDCWD, dir, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return 0;
+}
+
+static int jail_bind_tree(const struct jail_bind *b)
+{
+	const char *at = b->at + 1; /* relative to the new root */
+	uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+			 MOUNT_ATTR_NOEXEC;
+	int fd;
+
+	if (jail_parents(at) < 0)
+		return -1;
+	if (b->file) {
+		fd = openat(AT_FDCWD, at, O_WRONLY | O_CREAT | O_EXCL |
+			    O_CLOEXEC, 0644);
+		if (fd < 0)
+			return -1;
+		close(fd);
+	} else if (mkdirat(AT_FDCWD, at, 0755) < 0) {
+		return -1;
+	}
+	if (move_mount(b->tree_fd, "", AT_FDCWD, at,
+		       MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return -1;
+	if (!b->writable)
+		attrs |= MOUNT_ATTR_RDONLY;
+	return jail_set_attr(at, AT_RECURSIVE, attrs);
+}
+
 static int jail_extras(const struct jail *j)
 {
 	if (j->resolv_conf && access("/etc/resolv.conf", R_OK) == 0 &&
@@ -151,6 +197,9 @@ static int jail_extras(const struct jail *j)
 		       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
 		       MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) < 0))
 		return -1;
+	for (size_t i = 0; i < j->bind_count; i++)
+		if (jail_bind_tree(&j->binds[i]) < 0)
+			return -1;
 	if (j->tree_fd < 0)
 		return 0;
 	if (mkdirat(AT_FDCWD, &JAIL_SHARE[1], 0755) < 0 ||

@@ -9,7 +9,8 @@
  *     merged-/usr links (/bin -> usr/bin, ...), /dev/null, /dev/urandom,
  *     /dev/kvm only under KVM, /proc of its own pid namespace, and what
  *     the jail asks for (a share's tree for virtiofsd, /etc/resolv.conf
- *     for passt), and an empty /tmp, a mount point for passt's own
+ *     for passt, the compositor's socket and the transport directory for
+ *     the Wayland helpers), and an empty /tmp, a mount point for passt's own
  *     sandbox (the root is read-only).  No /etc, /home, /root, data partition or state dir:
  *     the old root is detached after pivot_root.
  *   - rlimits: no core dumps, a bounded number of open files.
@@ -28,6 +29,18 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+/* A detached mount (jail_tree) put at a path of the jail (its parents
+ * are made), nosuid, nodev, noexec: the host compositor's socket or a
+ * VM's transport directory for the Wayland helpers. */
+struct jail_bind {
+	int tree_fd;          /* -1: none */
+	const char *at;       /* absolute, in the jail */
+	bool file;            /* a file (a socket), not a directory */
+	bool writable;
+};
+
+#define JAIL_BINDS_MAX 2
+
 struct jail {
 	bool kvm;             /* /dev/kvm */
 	bool full_proc;       /* all of /proc (a sandbox inside mounts its
@@ -36,6 +49,8 @@ struct jail {
 			       * has one (passt tells the guest the DNS) */
 	int tree_fd;          /* -1, or a detached mount (jail_tree) put at
 			       * /share, nosuid, nodev */
+	struct jail_bind binds[JAIL_BINDS_MAX];
+	size_t bind_count;
 	rlim_t nofile;        /* RLIMIT_NOFILE, soft and hard */
 	/* A user namespace (clone_flags has CLONE_NEWUSER): its uid 0 is
 	 * ns_uid on the host, its gid 0 ns_gid; nothing else is mapped. */

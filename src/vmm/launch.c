@@ -2,13 +2,16 @@
  * launch path.  See launch.h. */
 #include "vmm/launch.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -46,13 +49,15 @@ static const char *const launch_sockets[] = {
 uint64_t launch_memory_max(const struct vm_config *cfg)
 {
 	return cfg->memory + LAUNCH_MEMORY_OVERHEAD +
-	       cfg->share_count * LAUNCH_MEMORY_PER_SHARE;
+	       cfg->share_count * LAUNCH_MEMORY_PER_SHARE +
+	       (cfg->wayland ? LAUNCH_MEMORY_WAYLAND : 0);
 }
 
 uint64_t launch_pids_max(const struct vm_config *cfg)
 {
 	return LAUNCH_PIDS_BASE + cfg->cpus +
-	       cfg->share_count * LAUNCH_PIDS_PER_SHARE;
+	       cfg->share_count * LAUNCH_PIDS_PER_SHARE +
+	       (cfg->wayland ? LAUNCH_PIDS_WAYLAND : 0);
 }
 
 static void launch_close(int *fd)
@@ -179,15 +184,18 @@ static int launch_child_setup(void *arg)
 }
 
 /* Spawn argv jailed in j (NULL: not jailed) into proc. */
-static int launch_spawn(struct vm_run *run, struct launch_proc *proc,
-			char **argv, const int *keep, size_t nkeep, int log_fd,
-			const struct jail *j, bool host_net,
-			const struct privdrop *drop)
+static int launch_spawn_env(struct vm_run *run, struct launch_proc *proc,
+			    char **argv, char **envp, int exec_fd,
+			    const int *keep, size_t nkeep, int log_fd,
+			    const struct jail *j, bool host_net,
+			    const struct privdrop *drop)
 {
 	struct launch_child child = { run, j };
 	struct spawn_opts so = {
 		.path = argv[0],
+		.exec_fd = exec_fd,
 		.argv = argv,
+		.envp = envp,
 		.keep_fds = keep,
 		.keep_count = nkeep,
 		.log_fd = log_fd,
@@ -200,6 +208,15 @@ static int launch_spawn(struct vm_run *run, struct launch_proc *proc,
 	};
 
 	return spawn(&so, &proc->pid, &proc->pidfd);
+}
+
+static int launch_spawn(struct vm_run *run, struct launch_proc *proc,
+			char **argv, const int *keep, size_t nkeep, int log_fd,
+			const struct jail *j, bool host_net,
+			const struct privdrop *drop)
+{
+	return launch_spawn_env(run, proc, argv, NULL, -1, keep, nkeep, log_fd,
+				j, host_net, drop);
 }
 
 static void launch_jail_base(struct jail *j, rlim_t nofile)
@@ -340,9 +357,239 @@ static int launch_passt(const struct launch_req *q, struct vm_run *run,
 	return 0;
 }
 
+/* --- Wayland: the transport directory, vmhost-vsock, the host end --- */
+
+/* Bytes and inodes of a run's transport tmpfs: two sockets and room. */
+#define LAUNCH_TRANSPORT_SIZE "64k"
+#define LAUNCH_TRANSPORT_INODES "16"
+
+/* RUN_DIR/name into buf. */
+static int launch_dir_path(const char *run_dir, const char *name, char *buf,
+			   size_t len)
+{
+	if ((size_t)snprintf(buf, len, "%s/%s", run_dir, name) >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int launch_run_path(const struct vm_run *run, const char *name,
+			   char *buf, size_t len)
+{
+	return launch_dir_path(run->run_dir, name, buf, len);
+}
+
+void launch_transport_remove(const char *run_dir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	if (!run_dir || launch_dir_path(run_dir, LAUNCH_TRANSPORT_DIR, path,
+					sizeof path) < 0)
+		return;
+	if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && (d = opendir(path))) {
+		/* Not a mount (no jails): only sockets of ours are in it. */
+		while ((e = readdir(d)))
+			if (e->d_name[0] != '.')
+				unlinkat(dirfd(d), e->d_name, 0);
+		closedir(d);
+	}
+	rmdir(path);
+}
+
+/* A tmpfs of its own for the transport sockets, root's and the VM's
+ * group's (0770): the helpers can write there, and nowhere on the host's
+ * file systems, so a guest that took them over cannot fill the state
+ * directory; the monitor, which keeps no CAP_DAC_OVERRIDE, can remove a
+ * dead host end's socket. */
+static int launch_transport_mount(int dirfd, const struct privdrop *drop)
+{
+	char gid[16];
+	int fs, mnt, rc, saved;
+
+	snprintf(gid, sizeof gid, "%u", (unsigned int)drop->gid);
+	fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return -1;
+	if (fsconfig(fs, FSCONFIG_SET_STRING, "size", LAUNCH_TRANSPORT_SIZE, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "nr_inodes", LAUNCH_TRANSPORT_INODES, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0770", 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "uid", "0", 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "gid", gid, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+		saved = errno;
+		close(fs);
+		errno = saved;
+		return -1;
+	}
+	mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+		      MOUNT_ATTR_NOEXEC);
+	saved = errno;
+	close(fs);
+	if (mnt < 0) {
+		errno = saved;
+		return -1;
+	}
+	rc = move_mount(mnt, "", dirfd, LAUNCH_TRANSPORT_DIR,
+			MOVE_MOUNT_F_EMPTY_PATH);
+	saved = errno;
+	close(mnt);
+	errno = saved;
+	return rc;
+}
+
+static int launch_transport(const struct launch_req *q, struct vm_run *run,
+			    int dirfd)
+{
+	launch_transport_remove(run->run_dir); /* a crashed run's */
+	if (mkdirat(dirfd, LAUNCH_TRANSPORT_DIR, 0700) < 0)
+		return -1;
+	return q->drop ? launch_transport_mount(dirfd, q->drop) : 0;
+}
+
+/* The transport directory as the helpers see it: their jail's path, or
+ * (not jailed) the run dir's. */
+static int launch_transport_base(const struct vm_run *run, bool jailed,
+				 char *buf, size_t len)
+{
+	if (jailed) {
+		snprintf(buf, len, "%s", LAUNCH_JAIL_TRANSPORT);
+		return 0;
+	}
+	return launch_run_path(run, LAUNCH_TRANSPORT_DIR, buf, len);
+}
+
+/* A jail bind of the run's transport directory (a copy of its mount). */
+static int launch_bind_transport(const struct vm_run *run, struct jail *j)
+{
+	char path[PATH_MAX];
+	int fd, tree;
+
+	if (launch_run_path(run, LAUNCH_TRANSPORT_DIR, path, sizeof path) < 0)
+		return -1;
+	fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	tree = jail_tree(fd);
+	close(fd);
+	if (tree < 0)
+		return -1;
+	j->binds[j->bind_count++] = (struct jail_bind){
+		.tree_fd = tree, .at = LAUNCH_JAIL_TRANSPORT, .writable = true,
+	};
+	return 0;
+}
+
+static void launch_jail_close(struct jail *j)
+{
+	for (size_t i = 0; i < j->bind_count; i++)
+		launch_close(&j->binds[i].tree_fd);
+	j->bind_count = 0;
+}
+
+/* vmhost-vsock on one end of a socketpair, QEMU's vhost-user-vsock on
+ * the other (*qemu_fd). */
+static int launch_vsock(const struct launch_req *q, struct vm_run *run,
+			int *qemu_fd, char *err, size_t len)
+{
+	const struct launch_wayland *wl = q->wayland;
+	char fdarg[16], port[16], base[PATH_MAX + 8];
+	char *argv[] = {
+		LAUNCH_LABEL_VSOCK, "--fd", fdarg, "--base", base,
+		"--port", port, "--name", (char *)q->files->cfg->name, NULL,
+	};
+	struct jail j;
+	int sv[2] = { -1, -1 }, rc = -1;
+
+	snprintf(run->vsock.label, sizeof run->vsock.label, LAUNCH_LABEL_VSOCK);
+	launch_jail_base(&j, LAUNCH_VSOCK_NOFILE);
+	if (launch_transport_base(run, q->drop, base, PATH_MAX) < 0 ||
+	    (q->drop && launch_bind_transport(run, &j) < 0) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, len, "start failed: wayland: %s/%s: %s",
+			 run->run_dir, LAUNCH_TRANSPORT_DIR, strerror(errno));
+		goto out;
+	}
+	strcat(base, "/vsock");
+	snprintf(fdarg, sizeof fdarg, "%d", sv[1]);
+	snprintf(port, sizeof port, "%u", VMM_WAYLAND_VSOCK_PORT);
+	if (launch_spawn_env(run, &run->vsock, argv, NULL, wl->backend_fd,
+			     &sv[1], 1, wl->log_fd, q->drop ? &j : NULL, false,
+			     q->drop) < 0) {
+		snprintf(err, len, "start failed: wayland: %s: %s",
+			 LAUNCH_LABEL_VSOCK, strerror(errno));
+		goto out;
+	}
+	*qemu_fd = sv[0];
+	sv[0] = -1;
+	rc = 0;
+out:
+	launch_close(&sv[0]);
+	launch_close(&sv[1]);
+	launch_jail_close(&j);
+	return rc;
+}
+
+int launch_host_end(struct vm_run *run, const struct privdrop *drop,
+		    const struct launch_wayland *wl, char *err, size_t len)
+{
+	char sock[PATH_MAX + 16], stale[PATH_MAX + 16];
+	char runtime[PATH_MAX + 32], display[PATH_MAX + 32];
+	char *argv[] = {
+		LAUNCH_WAYPIPE_PATH, "--no-gpu", "--threads",
+		LAUNCH_WAYPIPE_THREADS, "--socket", sock, "client", NULL,
+	};
+	char *envp[] = { "PATH=/usr/bin", runtime, display, NULL };
+	const char *compositor = drop ? LAUNCH_JAIL_COMPOSITOR : wl->display;
+	const char *slash = strrchr(compositor, '/');
+	struct jail j;
+	int tree, rc = -1;
+
+	snprintf(run->host_end.label, sizeof run->host_end.label,
+		 LAUNCH_LABEL_HOST_END);
+	launch_jail_base(&j, LAUNCH_HOST_END_NOFILE);
+	if (launch_transport_base(run, drop, sock, PATH_MAX) < 0 ||
+	    launch_transport_base(run, false, stale, PATH_MAX) < 0)
+		goto fail_errno;
+	snprintf(sock + strlen(sock), 16, "/vsock_%u", VMM_WAYLAND_VSOCK_PORT);
+	snprintf(stale + strlen(stale), 16, "/vsock_%u", VMM_WAYLAND_VSOCK_PORT);
+	/* waypipe finds the compositor as XDG_RUNTIME_DIR/WAYLAND_DISPLAY. */
+	snprintf(runtime, sizeof runtime, "XDG_RUNTIME_DIR=%.*s",
+		 (int)(slash - compositor), compositor);
+	snprintf(display, sizeof display, "WAYLAND_DISPLAY=%s", slash + 1);
+	if (drop) {
+		/* The very socket the monitor checked, and nothing around it. */
+		tree = jail_tree(wl->compositor_fd);
+		if (tree < 0)
+			goto fail_errno;
+		j.binds[j.bind_count++] = (struct jail_bind){
+			.tree_fd = tree, .at = LAUNCH_JAIL_COMPOSITOR,
+			.file = true,
+		};
+		if (launch_bind_transport(run, &j) < 0)
+			goto fail_errno;
+	}
+	/* A dead host end's socket is in the way of the new one's. */
+	if (unlink(stale) < 0 && errno != ENOENT)
+		goto fail_errno;
+	if (launch_spawn_env(run, &run->host_end, argv, envp, -1, NULL, 0,
+			     wl->log_fd, drop ? &j : NULL, false, drop) < 0)
+		goto fail_errno;
+	rc = 0;
+	goto out;
+fail_errno:
+	snprintf(err, len, "wayland: %s: %s", LAUNCH_LABEL_HOST_END,
+		 strerror(errno));
+out:
+	launch_jail_close(&j);
+	return rc;
+}
+
 static int launch_qemu(const struct launch_req *q, struct vm_run *run,
 		       const int *chardevs, const int *vfs, int uplink_fd,
-		       char *err, size_t len)
+		       int vsock_fd, char *err, size_t len)
 {
 	const struct vm_files *f = q->files;
 	struct vmm_launch l = {
@@ -358,6 +605,8 @@ static int launch_qemu(const struct launch_req *q, struct vm_run *run,
 		.nic_count = q->nic_count,
 		.hotplug_ports = q->hotplug_ports,
 		.uplink_fd = uplink_fd,
+		.vsock = vsock_fd >= 0,
+		.vsock_fd = vsock_fd,
 	};
 	char **argv = NULL;
 	int *keep = NULL, rc = -1;
@@ -399,8 +648,32 @@ static void launch_run_init(struct vm_run *run)
 {
 	*run = (struct vm_run){
 		.qemu = { .pidfd = -1 }, .passt = { .pidfd = -1 },
+		.vsock = { .pidfd = -1 }, .host_end = { .pidfd = -1 },
 		.qmp_fd = -1, .serial_fd = -1, .console_fd = -1,
 	};
+}
+
+struct launch_proc *launch_proc_at(struct vm_run *run, size_t i)
+{
+	struct launch_proc *fixed[] = {
+		&run->qemu, &run->passt, &run->vsock, &run->host_end,
+	};
+	size_t n = sizeof fixed / sizeof *fixed;
+
+	if (i < n)
+		return fixed[i];
+	return i - n < run->fsd_count ? &run->fsd[i - n] : NULL;
+}
+
+struct launch_proc *launch_proc_slot(struct vm_run *run, const char *label)
+{
+	if (!strcmp(label, "passt"))
+		return &run->passt;
+	if (!strcmp(label, LAUNCH_LABEL_VSOCK))
+		return &run->vsock;
+	if (!strcmp(label, LAUNCH_LABEL_HOST_END))
+		return &run->host_end;
+	return &run->fsd[run->fsd_count++];
 }
 
 void launch_kill_wait(struct vm_run *run)
@@ -408,8 +681,7 @@ void launch_kill_wait(struct vm_run *run)
 	struct launch_proc *p;
 
 	launch_kill(run);
-	for (size_t i = 0; i < run->fsd_count + 2; i++) {
-		p = i == 0 ? &run->qemu : i == 1 ? &run->passt : &run->fsd[i - 2];
+	for (size_t i = 0; (p = launch_proc_at(run, i)); i++) {
 		if (p->pid <= 0)
 			continue;
 		while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
@@ -422,8 +694,9 @@ int launch_start(const struct launch_req *q, struct vm_run *run,
 		 char *err, size_t len)
 {
 	const struct vm_config *cfg = q->files->cfg;
-	int dirfd, chardevs[3] = { -1, -1, -1 }, uplink = -1, saved;
+	int dirfd, chardevs[3] = { -1, -1, -1 }, uplink = -1, vsock = -1, saved;
 	int *vfs = NULL;
+	char why[256];
 
 	launch_run_init(run);
 	run->run_dir = strdup(q->run_dir);
@@ -470,7 +743,23 @@ int launch_start(const struct launch_req *q, struct vm_run *run,
 	}
 	if (cfg->uplink && launch_passt(q, run, &uplink, err, len) < 0)
 		goto fail_dir;
-	if (launch_qemu(q, run, chardevs, vfs, uplink, err, len) < 0)
+	if (q->wayland) {
+		if (launch_transport(q, run, dirfd) < 0) {
+			snprintf(err, len, "start failed: wayland: %s/%s: %s",
+				 q->run_dir, LAUNCH_TRANSPORT_DIR, strerror(errno));
+			goto fail_dir;
+		}
+		if (launch_vsock(q, run, &vsock, err, len) < 0)
+			goto fail_dir;
+		/* Listening before the guest boots: its first application
+		 * finds it. */
+		if (launch_host_end(run, q->drop, q->wayland, why,
+				    sizeof why) < 0) {
+			snprintf(err, len, "start failed: %s", why);
+			goto fail_dir;
+		}
+	}
+	if (launch_qemu(q, run, chardevs, vfs, uplink, vsock, err, len) < 0)
 		goto fail_dir;
 	if (launch_connect_all(dirfd, &run->qmp_fd, &run->serial_fd,
 			       &run->console_fd) < 0) {
@@ -485,6 +774,7 @@ int launch_start(const struct launch_req *q, struct vm_run *run,
 	for (size_t i = 0; i < cfg->share_count; i++)
 		launch_close(&vfs[i]);
 	launch_close(&uplink);
+	launch_close(&vsock);
 	free(vfs);
 	return 0;
 
@@ -499,6 +789,7 @@ fail:
 	for (size_t i = 0; vfs && i < cfg->share_count; i++)
 		launch_close(&vfs[i]);
 	launch_close(&uplink);
+	launch_close(&vsock);
 	free(vfs);
 	launch_kill_wait(run);
 	launch_release(run);
@@ -514,25 +805,24 @@ static void launch_proc_kill(struct launch_proc *p)
 
 void launch_kill(struct vm_run *run)
 {
+	struct launch_proc *p;
+
 	if (run->has_cgroup)
 		cgroup_kill(&run->cgroup);
-	launch_proc_kill(&run->qemu);
-	launch_proc_kill(&run->passt);
-	for (size_t i = 0; i < run->fsd_count; i++)
-		launch_proc_kill(&run->fsd[i]);
+	for (size_t i = 0; (p = launch_proc_at(run, i)); i++)
+		launch_proc_kill(p);
 }
 
 int launch_release(struct vm_run *run)
 {
+	struct launch_proc *p;
 	int rc = 0, dirfd;
 
 	launch_close(&run->qmp_fd);
 	launch_close(&run->serial_fd);
 	launch_close(&run->console_fd);
-	launch_close(&run->qemu.pidfd);
-	launch_close(&run->passt.pidfd);
-	for (size_t i = 0; run->fsd && i < run->fsd_count; i++)
-		launch_close(&run->fsd[i].pidfd);
+	for (size_t i = 0; (p = launch_proc_at(run, i)); i++)
+		launch_close(&p->pidfd);
 	free(run->fsd);
 	run->fsd = NULL;
 	run->fsd_count = 0;
@@ -550,6 +840,7 @@ int launch_release(struct vm_run *run)
 			unlinkat(dirfd, launch_sockets[i], 0);
 		close(dirfd);
 	}
+	launch_transport_remove(run->run_dir);
 	free(run->run_dir);
 	run->run_dir = NULL;
 	return rc;

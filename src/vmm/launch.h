@@ -9,6 +9,11 @@
  *     directory's owner, serving the share's fd (never its path);
  *   - passt for the uplink, in the host's network namespace but its own
  *     mount, pid and IPC ones, as the VM's uid;
+ *   - with `wayland` and a compositor (struct launch_wayland): the
+ *     vsock backend vmhost-vsock and the Wayland host end (a waypipe
+ *     client), as the VM's uid, jailed with no network, reaching only
+ *     the run's transport directory (and the host end the compositor's
+ *     socket, compositor.h); docs/wayland.md;
  *   - QEMU, as the VM's uid, with no network namespace of the host's.
  * It returns one struct vm_run holding all the run owns, kept apart from
  * the daemon's record of the VM (as OpenBSD vmd keeps a VM's run apart
@@ -48,14 +53,42 @@
  * thread pool (at most 64), 4 per virtiofsd, 1 for passt, and room. */
 #define LAUNCH_PIDS_BASE 128
 #define LAUNCH_PIDS_PER_SHARE 8
+/* With `wayland`: the host end mirrors the buffers each application
+ * shares (a 4K window double-buffered is 64 MiB) and forks a process per
+ * application (at most vmhost-vsock's 32 connections, each with
+ * LAUNCH_WAYPIPE_THREADS threads); vmhost-vsock holds at most 8 MiB. */
+#define LAUNCH_MEMORY_WAYLAND ((uint64_t)256 << 20)
+#define LAUNCH_PIDS_WAYLAND 128
+#define LAUNCH_WAYPIPE_THREADS "2"
 /* RLIMIT_NOFILE: QEMU holds a few fds per device; virtiofsd one per
  * inode the guest has looked up. */
 #define LAUNCH_QEMU_NOFILE 4096
 #define LAUNCH_VIRTIOFSD_NOFILE 65536
 #define LAUNCH_PASST_NOFILE 4096
+#define LAUNCH_VSOCK_NOFILE 256
+#define LAUNCH_HOST_END_NOFILE 4096
 #define LAUNCH_KERNEL_MAX ((off_t)1 << 30)
 
 #define LAUNCH_PASST_PATH "/usr/bin/passt"
+#define LAUNCH_WAYPIPE_PATH "/usr/bin/waypipe"
+
+/* The run dir's directory of transport sockets (BASE_PORT, vmhost-vsock
+ * --base): a small tmpfs of root and the VM's group, 0770, the one place
+ * the two Wayland helpers share; in their jails it is LAUNCH_JAIL_TRANSPORT, and the compositor's
+ * socket LAUNCH_JAIL_COMPOSITOR. */
+#define LAUNCH_TRANSPORT_DIR "wayland"
+#define LAUNCH_JAIL_TRANSPORT "/run/vmhost"
+#define LAUNCH_JAIL_COMPOSITOR "/run/wayland/compositor"
+#define LAUNCH_LABEL_VSOCK "vmhost-vsock"
+#define LAUNCH_LABEL_HOST_END "Wayland host end"
+
+/* What a run with Wayland needs beyond the VM's files. */
+struct launch_wayland {
+	const char *display;       /* the compositor's socket (--wayland-display) */
+	int compositor_fd;         /* it, O_PATH (compositor_open) */
+	int backend_fd;            /* vmhost-vsock, O_PATH: exec'd by fd */
+	int log_fd;                /* their stdout and stderr; -1: /dev/null */
+};
 
 struct launch_req {
 	const struct vm_files *files;
@@ -71,6 +104,9 @@ struct launch_req {
 	const struct cgroup_root *cgroups; /* NULL: no cgroup */
 	int qemu_log_fd;             /* QEMU's and passt's stdout and stderr */
 	int fsd_log_fd;              /* the virtiofsds'; -1: /dev/null */
+	/* NULL: no vsock device, no Wayland helpers (no `wayland`, or no
+	 * compositor: the caller says why). */
+	const struct launch_wayland *wayland;
 };
 
 /* A process of the run.  pid 0: none (or reaped); the pidfd stays open
@@ -86,6 +122,9 @@ struct vm_run {
 	struct launch_proc *fsd;     /* one per share */
 	size_t fsd_count;
 	struct launch_proc passt;    /* pid 0 without uplink */
+	struct launch_proc vsock;    /* pid 0 without Wayland */
+	struct launch_proc host_end; /* pid 0 without Wayland, or between
+				      * two host ends */
 	int qmp_fd, serial_fd, console_fd; /* ours: connected, non-blocking */
 	bool has_cgroup;
 	struct cgroup cgroup;
@@ -97,6 +136,21 @@ struct vm_run {
  * "start failed: ..." and -1 is returned with errno. */
 int launch_start(const struct launch_req *req, struct vm_run *run,
 		 char *err, size_t len);
+
+/* Start a Wayland host end for run (whose vmhost-vsock runs), as drop's
+ * uid (NULL: ours) in its jail and the run's cgroup: at launch, and again
+ * when one has ended.  -1 with errno, err saying what failed. */
+int launch_host_end(struct vm_run *run, const struct privdrop *drop,
+		    const struct launch_wayland *wl, char *err, size_t len);
+
+/* The i-th process of the run, QEMU first, NULL past the last (pid 0:
+ * none, or reaped). */
+struct launch_proc *launch_proc_at(struct vm_run *run, size_t i);
+
+/* Where a process named label goes in a run being rebuilt (adoption,
+ * re-exec): passt, a Wayland helper, else the next virtiofsd (run->fsd
+ * has room for every helper). */
+struct launch_proc *launch_proc_slot(struct vm_run *run, const char *label);
 
 /* SIGKILL every process of the run (the whole cgroup, and each process
  * known by its pidfd). */
@@ -111,6 +165,11 @@ void launch_kill_wait(struct vm_run *run);
  * sockets.  -1 with errno if the cgroup could not be emptied (EBUSY; it
  * is left, named in the run dir's log by the caller). */
 int launch_release(struct vm_run *run);
+
+/* Remove run_dir's transport directory (LAUNCH_TRANSPORT_DIR): its
+ * tmpfs, or its sockets.  For launch_release, and for the run of a dead
+ * monitor found without its QEMU. */
+void launch_transport_remove(const char *run_dir);
 
 /* Connect again to a running QEMU's QMP, serial and console sockets in
  * run_dir (after a daemon restart), once the previous client of each has

@@ -382,10 +382,6 @@ static void test_accel(void **state)
 	assert_int_equal(a, vendor && rw ? VMM_ACCEL_KVM : VMM_ACCEL_TCG);
 	assert_string_equal(vmm_accel_name(a), vendor && rw ? "kvm" : "tcg");
 	assert_non_null(strstr(why, vmm_accel_name(a)[0] == 'k' ? "KVM" : "TCG"));
-
-	struct vmm_caps caps = { .wayland = true };
-	vmm_caps_get(&caps);
-	assert_false(caps.wayland);
 }
 
 int main(void)

@@ -117,6 +117,36 @@ static void test_errors(void **state)
 	assert_int_equal(errno, ECHILD);
 }
 
+/* exec_fd: the program the fd names runs, whatever path says (a jail
+ * may not hold it), with argv[0] as given. */
+static void test_exec_fd(void **state)
+{
+	char *argv[] = { "not-a-path", "-c", "echo by-fd $0", NULL };
+	int p[2], status, fd = open("/bin/sh", O_PATH | O_CLOEXEC);
+	char out[64] = "";
+	pid_t pid;
+	ssize_t n;
+
+	assert_true(fd > 2);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	struct spawn_opts o = { .path = "not-a-path", .exec_fd = fd,
+				.argv = argv, .log_fd = p[1] };
+	assert_int_equal(spawn(&o, &pid, NULL), 0);
+	close(p[1]);
+	n = read(p[0], out, sizeof out - 1);
+	assert_true(n > 0);
+	assert_string_equal(out, "by-fd not-a-path\n");
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(status, 0);
+	close(p[0]);
+	/* Without it, a relative path is refused. */
+	o.exec_fd = 0;
+	errno = 0;
+	assert_int_equal(spawn(&o, &pid, NULL), -1);
+	assert_int_equal(errno, EINVAL);
+	close(fd);
+}
+
 static void test_virtiofsd_sockets(void **state)
 {
 	char dir[] = "/tmp/test-vfs.XXXXXX", path[64];
@@ -279,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_fds),
 		cmocka_unit_test(test_signals_reset),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_exec_fd),
 		cmocka_unit_test(test_virtiofsd_sockets),
 		cmocka_unit_test(test_virtiofsd_argv),
 		cmocka_unit_test(test_privdrop),

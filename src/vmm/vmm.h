@@ -1,6 +1,6 @@
 /* The VMM backend: everything the daemon needs to launch one VM and speak to
- * its monitor.  QEMU is the only backend today (qemu.c, qmp.c); the wayland
- * flag is where a cross-domain-capable VMM would plug in (vmm_caps).
+ * its monitor.  QEMU is the only backend today (qemu.c, qmp.c); `wayland`
+ * is a vhost-user-vsock device (vsock, below) served by vmhost-vsock.
  *
  * The daemon prepares every resource (sockets, disk fds, virtiofsd sockets,
  * taps) and the backend turns them into a command line.  All fds passed in
@@ -70,12 +70,6 @@ struct vmm_launch {
 
 /* The host port (vmhost-vsock --port) a guest's Wayland end connects to. */
 #define VMM_WAYLAND_VSOCK_PORT 6000
-
-/* What the backend can do; the daemon reports what it had to leave out. */
-struct vmm_caps {
-	bool wayland; /* virtio-gpu cross-domain context */
-};
-void vmm_caps_get(struct vmm_caps *caps);
 
 /* Build the VMM's argv (NULL-terminated, caller frees with vmm_argv_free);
  * argv[0] is the executable's absolute path.  The VMM starts paused: QMP

@@ -276,6 +276,12 @@ class Daemon:
                     not d.name.startswith(".") and (name is None or d.name == name)]
         return out
 
+    def run_pids(self, name):
+        """Every process in name's cgroup (all hierarchies agree)."""
+        (cg,) = [c for c in self.cgroups(name) if "/memory/" in str(c)] or \
+            self.cgroups(name)[:1]
+        return [int(p) for p in (cg / "cgroup.procs").read_text().split()]
+
     def remove_cgroup_parent(self):
         """Once the daemon is gone: no VM cgroup of it is left, and its
         own (empty) parent goes, which it cannot remove itself where the

@@ -49,24 +49,37 @@ def stop(proc, sig=signal.SIGTERM, timeout=10):
 
 class Weston:
     """Headless weston (pixman renderer, so it really draws) with the debug
-    protocol on, in a private runtime directory."""
+    protocol on, in a private runtime directory (0700).  With user (a
+    helpers.users.User), weston runs as that user, as a desktop session's
+    compositor would: then workdir must be one the user can reach."""
 
-    def __init__(self, workdir, name="wl-host", width=1024, height=768):
+    def __init__(self, workdir, name="wl-host", width=1024, height=768, user=None):
         self.dir = pathlib.Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.user = user
         self.runtime = self.dir / "runtime"
         self.runtime.mkdir(mode=0o700, exist_ok=True)
+        if user:
+            os.chown(self.runtime, user.uid, user.gid)
         self.socket = self.runtime / name
+        self.name, self.size = name, (width, height)
         self.env = dict(os.environ, XDG_RUNTIME_DIR=str(self.runtime),
                         WAYLAND_DISPLAY=str(self.socket))
         self.env.pop("DISPLAY", None)
-        self.log = open(self.dir / "weston.log", "wb")
+        self.log = open(self.dir / "weston.log", "ab")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        """Start weston (again: a compositor restarted makes a new socket)."""
+        ids = dict(user=self.user.uid, group=self.user.gid, extra_groups=[]) \
+            if self.user else {}
         self.proc = subprocess.Popen(
             ["weston", "--backend=headless-backend.so", "--use-pixman", "--debug",
-             f"--socket={name}", f"--width={width}", f"--height={height}",
-             "--idle-time=0"],
+             f"--socket={self.name}", f"--width={self.size[0]}",
+             f"--height={self.size[1]}", "--idle-time=0"],
             env=self.env, cwd=self.dir, stdin=subprocess.DEVNULL,
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT, **ids)
         try:
             wait_for(lambda: self.socket.exists() or self.proc.poll() is not None,
                      30, "weston's socket")
@@ -75,6 +88,12 @@ class Weston:
         except BaseException:
             self.close()
             raise
+
+    def stop(self):
+        """Stop weston; its socket goes with it."""
+        stop(self.proc)
+        if self.socket.exists():
+            self.socket.unlink()
 
     def log_text(self):
         return (self.dir / "weston.log").read_text(errors="replace")
@@ -127,6 +146,31 @@ class Weston:
     def close(self):
         stop(self.proc)
         self.log.close()
+
+
+def stop_demo_weston(build):
+    """The headless weston scripts/demo.sh started (BUILD/demo/wayland),
+    if any."""
+    pidfile = pathlib.Path(build) / "demo" / "wayland" / "weston.pid"
+    try:
+        pid = int(pidfile.read_text())
+    except (OSError, ValueError):
+        return
+    try:
+        comm = pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        comm = ""
+    if comm == "weston":
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 30, "weston to exit")
+    pidfile.unlink()
+
+
+def acl(path):
+    """getfacl's text for path, without the comment lines."""
+    out = subprocess.run(["getfacl", "--numeric", "--absolute-names", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return [ln for ln in out.splitlines() if ln and not ln.startswith("#")]
 
 
 def colourful_pixels(img, box=None):
