@@ -22,6 +22,7 @@ struct daemon {
 	const char *state_dir;
 	enum vmm_accel accel;
 	const char *accel_why;
+	unsigned long tsc_khz; /* TCG: the host's TSC rate (vmm.h); 0: unknown */
 	bool use_syslog;   /* /dev/log exists: serial lines go there too */
 	uid_t uid_base;    /* QEMU of VM slot N runs as uid/gid base + N;
 			    * 0: as the daemon's own user (it is not root) */

@@ -311,9 +311,14 @@ static void links_plug(struct vmlink *l)
 	     (pv->ports_busy & (1ull << port)); port++)
 		;
 	if (port >= pv->hotplug_ports) {
-		snprintf(l->why, sizeof(l->why),
-			 "%s has no free hot-plug port (it has %u)", l->provider,
-			 pv->hotplug_ports);
+		if (!pv->hotplug_ports)
+			snprintf(l->why, sizeof(l->why),
+				 "%s started as no VM's provider, so it has no hot-plug port: restart it",
+				 l->provider);
+		else
+			snprintf(l->why, sizeof(l->why),
+				 "%s has no free hot-plug port (it has %u)",
+				 l->provider, pv->hotplug_ports);
 		goto fail;
 	}
 	if (links_tap(l->br, l->ptap, &fd) < 0) {
@@ -503,8 +508,10 @@ int links_prepare(struct vm *vm, char *err, size_t len)
 
 	/* One port per configured client plus a few spare, for clients
 	 * added while it runs: every port slows the guest's boot (under TCG
-	 * 56 ports took the provider from 11 s to 21 s to its shell). */
-	vm->hotplug_ports = clients + VMSTATE_HOTPLUG_PORTS < VMM_HOTPLUG_MAX ?
+	 * 56 ports took the provider from 11 s to 21 s to its shell).  No
+	 * client, no port: a leaf VM boots on microvm (qemu.c). */
+	vm->hotplug_ports = !clients ? 0 :
+			    clients + VMSTATE_HOTPLUG_PORTS < VMM_HOTPLUG_MAX ?
 			    (unsigned int)clients + VMSTATE_HOTPLUG_PORTS :
 			    VMM_HOTPLUG_MAX;
 	vm->ports_busy = 0;

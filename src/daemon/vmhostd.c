@@ -211,6 +211,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmhostd: --accel %s: use auto, kvm or tcg\n", accel);
 		return 2;
 	}
+	/* TCG guests are told their TSC rate; leaf VMs need it for microvm. */
+	if (d.accel == VMM_ACCEL_TCG && vmm_host_tsc_khz(&d.tsc_khz) < 0)
+		d.tsc_khz = 0;
 	if (daemon_uid_base(&d, uid_base) < 0) {
 		fprintf(stderr, "vmhostd: --uid-base %s: use a number from 1000 to %u\n",
 			uid_base, 0xfffffff0u - VMUID_SLOTS);
@@ -261,6 +264,10 @@ int main(int argc, char **argv)
 	}
 	daemon_log("listening on %s; config root %s; accel %s: %s", control,
 		   d.roots.config_root, vmm_accel_name(d.accel), d.accel_why);
+	if (d.accel == VMM_ACCEL_TCG)
+		daemon_log(d.tsc_khz ? "TCG: host TSC at %lu kHz: leaf VMs boot on microvm" :
+			   "TCG: the host does not keep time with its TSC: every VM boots on q35",
+			   d.tsc_khz);
 	if (d.uid_base)
 		daemon_log("QEMU runs as uid and gid %u + slot, one per running VM",
 			   (unsigned int)d.uid_base);

@@ -484,6 +484,7 @@ bool vmstate_running(const struct vm *vm)
 static void vm_running(struct vm *vm)
 {
 	vm_timer_close(vm);
+	start_trace_mark(&vm->trace, START_QMP_READY);
 	vm_set_state(vm, VM_RUNNING, NULL);
 	vm_answer(vm, VM_WAIT_START, true, NULL);
 	links_vm_running(vm);
@@ -511,6 +512,7 @@ static void vm_qmp_step(struct vm *vm, const struct qmp_msg *msg)
 	case QMP_STEP_GREETING:
 		if (msg->kind != QMP_GREETING)
 			return;
+		start_trace_mark(&vm->trace, START_QMP_GREETING);
 		r = vm_qmp_send(vm, "qmp_capabilities", NULL);
 		vm->qmp_step = QMP_STEP_CAPS;
 		break;
@@ -641,6 +643,7 @@ static void vm_serial_tap(void *arg, const char *data, size_t n)
 	struct vm *vm = arg;
 	size_t i;
 
+	start_trace_serial(&vm->trace, data, n);
 	for (i = 0; i < vm->follower_count; i++)
 		control_send(vm->followers[i], data, n);
 }
@@ -923,6 +926,7 @@ static int vm_spawn_qemu(struct vm *vm, const int *child, const int *disk_fds,
 		.nics = vm->nics,
 		.nic_count = vm->nic_count,
 		.hotplug_ports = vm->hotplug_ports,
+		.tsc_khz = vm->d->tsc_khz,
 	};
 	struct spawn_opts so = { 0 };
 	struct privdrop drop;
@@ -1065,9 +1069,11 @@ void vmstate_start(struct vm *vm, struct client *c)
 		control_error(c, "%s is still being cleaned up", vm->name);
 		return;
 	}
+	start_trace_begin(&vm->trace);
 	cfg = vm_load(vm, c);
 	if (!cfg)
 		return;
+	start_trace_mark(&vm->trace, START_CONFIG_LOADED);
 	if (!vm->dir && !(vm->dir = statedir_vm(vm->d->state_dir, vm->name))) {
 		if (c)
 			control_error(c, "%s: %s/vms/%s: %s", vm->name,
@@ -1119,10 +1125,13 @@ static void vm_launch(struct vm *vm)
 	}
 	if (links_prepare(vm, err, sizeof err) < 0)
 		goto fail;
+	start_trace_mark(&vm->trace, START_FILES_OPENED);
 	if (vm_spawn_fsds(vm, fs_fds, err, sizeof err) < 0)
 		goto fail;
+	start_trace_mark(&vm->trace, START_HELPERS_SPAWNED);
 	if (vm_spawn_qemu(vm, qemu_end, disk_fds, fs_fds, err, sizeof err) < 0)
 		goto fail;
+	start_trace_mark(&vm->trace, START_QEMU_EXEC);
 	/* Without it a restarted daemon could not find this VM's processes
 	 * (recover.h), so it may not run. */
 	if (recover_record(vm) < 0) {
@@ -1435,6 +1444,7 @@ json_t *vmstate_json(struct vm *vm, bool detail)
 			    json_integer(vm->uid) : json_null());
 	json_object_set_new(o, "notes", notes);
 	json_object_set_new(o, "links", links_json(vm, cfg));
+	json_object_set_new(o, "start_trace", start_trace_json(&vm->trace));
 	if (cfg != vm->cfg)
 		vmconfig_free(cfg);
 	diags_free(&diags);

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "common/trace.h"
 #include "config/vmconfig.h"
 #include "daemon/console.h"
 #include "daemon/control.h"
@@ -63,6 +64,7 @@ struct vm {
 	enum vm_state state;
 	char reason[512];          /* why it is failed or stopped */
 	time_t since;
+	struct start_trace trace;  /* the last start's phases (trace.h) */
 
 	/* Set while starting, running or stopping. */
 	struct vm_config *cfg;

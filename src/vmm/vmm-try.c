@@ -302,6 +302,9 @@ static int try_start_qemu(const struct try_opts *o, struct try_vm *vm)
 		return -1;
 	}
 	fprintf(stderr, "vmm-try: accel %s (%s)\n", vmm_accel_name(l.accel), why);
+	/* As vmhostd: a TCG guest is told its TSC rate (vmm.h). */
+	if (l.accel == VMM_ACCEL_TCG && vmm_host_tsc_khz(&l.tsc_khz) < 0)
+		l.tsc_khz = 0;
 	if (dropping && privdrop_for_slot(TRY_UID_BASE, TRY_UID_SLOT,
 					  l.accel == VMM_ACCEL_KVM, &drop) < 0) {
 		perror("vmm-try: uid for qemu");
