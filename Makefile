@@ -41,7 +41,10 @@ demo: deps
 	$(MAKE) guest
 	scripts/demo.sh $(BUILD)
 
-bench: all guest
+# Installs what it measures against too (libvirt: install-deps.sh --bench).
+bench:
+	scripts/install-deps.sh --bench
+	$(MAKE) all guest
 	/usr/bin/python3 bench/bench.py
 
 fuzz:

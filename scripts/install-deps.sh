@@ -19,6 +19,11 @@ packages=(
 	# benchmarks: iperf3, also copied into the guest images
 	iperf3
 )
+# With --bench (make bench): the peer bench/bench.py compares vmhost with,
+# Debian's libvirt.  Not for make check: it pulls in systemd's packages.
+if [ "${1:-}" = --bench ]; then
+	packages+=(libvirt-daemon-system libvirt-clients)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
