@@ -45,7 +45,7 @@ demo: deps
 bench:
 	scripts/install-deps.sh --bench
 	$(MAKE) all guest
-	/usr/bin/python3 bench/bench.py
+	/usr/bin/python3 bench/bench.py $(BENCH_ARGS)
 
 fuzz:
 	scripts/fuzz.sh $(BUILD)/fuzz
