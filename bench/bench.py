@@ -160,6 +160,30 @@ def wait_path(path, timeout, proc=None):
         time.sleep(POLL)
 
 
+def cpu_idle(seconds=1.0):
+    """The host's idle fraction of all its cores over the next seconds."""
+    def sample():
+        f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return f[3] + f[4], sum(f)          # idle + iowait, all
+    i0, t0 = sample()
+    time.sleep(seconds)
+    i1, t1 = sample()
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+def settle(timeout=60, idle=0.5):
+    """Wait (at most timeout s) until at least idle of the host's CPU time
+    is idle over a second, so that what a section just did (guests still
+    running their init, VMs torn down) is not timed by the next; other
+    users of the host are what they are.  Returns the last idle fraction,
+    for the record."""
+    end = time.monotonic() + timeout
+    while True:
+        f = cpu_idle()
+        if f >= idle or time.monotonic() > end:
+            return round(f, 2)
+
+
 def init_at(path, offset=0):
     """The guest kernel's clock when it ran init (its printk timestamp),
     from a serial log after offset; None if the line is not there."""
@@ -857,18 +881,14 @@ def bench_start_latency(tmp, runs=20):
     return res
 
 
-def bench_peer_libvirt(tmp, runs=20, running=4, calls=200):
+def bench_peer_libvirt(tmp, runs=20, running=8, calls=200):
     """The same guest under vmhost and under Debian's libvirt, interleaved:
     start -> ready line, daemon RSS growth per running VM, list."""
     accel = accel_rule()
     with running_daemon(tmp / "peer") as d, Libvirt(tmp / "peer-libvirt", accel) as lv:
         bench_guest(d, "lat", shares=["data"])
-        names = [f"r{i}" for i in range(running)]
-        for n in names:
-            bench_guest(d, n, memory="128M")
-        cfg = {n: json.loads(d.vm("info", "--json", n).stdout)["config"]
-               for n in ["lat", *names]}
-        doms = {n: lv.define(n, cfg[n]) for n in ["lat", *names]}
+        doms = {"lat": lv.define("lat", json.loads(d.vm("info", "--json", "lat").stdout)
+                                 ["config"])}
 
         def libvirt_side():
             t0, done, returned = lv.boot([doms["lat"]])
@@ -885,16 +905,23 @@ def bench_peer_libvirt(tmp, runs=20, running=4, calls=200):
         times, phases = interleave({ours_side: ours(d, "lat"), peer_side: libvirt_side}, runs)
 
         # Daemon memory per running VM: each side warmed up above, then
-        # `running` VMs booted to their ready line.
+        # `running` more VMs made (a VM directory; a domain defined from
+        # its config) and booted to their ready line.
         rss = {}
+        names = [f"r{i}" for i in range(running)]
         pid = d.proc.pid
         before = rss_kib(pid)
+        for n in names:
+            bench_guest(d, n, memory="128M")
         boot_daemon_vms(d, names)
         rss[ours_side] = (before, rss_kib(pid))
+        cfg = {n: json.loads(d.vm("info", "--json", n).stdout)["config"] for n in names}
         lpid = lv.daemon_pid()
         before = rss_kib(lpid)
+        doms |= {n: lv.define(n, cfg[n]) for n in names}
         lv.boot([doms[n] for n in names])
         rss[peer_side] = (before, rss_kib(lpid))
+        idle = settle()
 
         # Listing, with `running` VMs up on each side.
         t = {ours_side: [], peer_side: []}
@@ -928,6 +955,8 @@ def bench_peer_libvirt(tmp, runs=20, running=4, calls=200):
         "list_rows": [{"command": " ".join(cmds[k][0][-2:] if k == peer_side else ["vm", "list"]),
                        **v} for k, v in lists.items()],
         "list_p99_ratio": round(lists[ours_side]["p99"] / lists[peer_side]["p99"], 3),
+        "list_p50_ratio": round(lists[ours_side]["p50"] / lists[peer_side]["p50"], 3),
+        "host_cpu_idle_before_list": idle,
         "guest": "appvm.img, 256 MiB, 1 vCPU, 1 virtio-fs share (start); "
                  f"{running} VMs of 128 MiB (memory, list)",
         "libvirt": subprocess.run(["libvirtd", "--version"], capture_output=True,
@@ -1022,6 +1051,7 @@ def bench_control_plane(tmp, total=100, running=10, calls=200):
             else:
                 d.root.vm(n, disks=["root"])
         boot_daemon_vms(d, names[:running])
+        idle = settle()
         listed, t = time_list(d, calls, qemu_pid(d, names[0]))
     states = [v["state"] for v in listed]
     if len(states) != total or states.count("running") != running:
@@ -1035,6 +1065,7 @@ def bench_control_plane(tmp, total=100, running=10, calls=200):
             "list_request_p99_ms": p99["sock", False], "exec_floor_p99_ms": p99["floor", False],
             "list_over_floor_p99_ms": round(p99["cli", False] - p99["floor", False], 2),
             "p99_ratio_stopped_qemu": round(p99["cli", True] / p99["cli", False], 2),
+            "host_cpu_idle_before_timing": idle,
             "setup": f"{total} VM dirs, {running} running (appvm.img, 128 MiB), "
                      f"{calls} calls per case, cases interleaved call by call"}
 
@@ -1328,11 +1359,13 @@ def main():
     for name in args.sections or SECTIONS:
         t0 = time.monotonic()
         print(f"[bench] {name} ...", flush=True)
+        idle = settle()
         try:
             results["sections"][name] = SECTIONS[name](
                 tmp, **(QUICK.get(name, {}) if args.quick else {}))
         except Exception as e:  # report and go on: one broken section must not hide the rest
             results["sections"][name] = {"error": f"{type(e).__name__}: {e}"}
+        results["sections"][name]["host_cpu_idle_at_start"] = idle
         results["sections"][name]["section_s"] = round(time.monotonic() - t0, 1)
         results["sections"][name]["load_avg_1min_at_end"] = round(os.getloadavg()[0], 1)
         print(f"[bench] {name} done in {time.monotonic() - t0:.1f}s", flush=True)

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -14,7 +15,10 @@ int console_open(struct console *con, struct loop *loop, int fd)
 	con->loop = loop;
 	con->src = (struct loop_source){ fd, console_ready, con };
 	buf_init(&con->tx, CONSOLE_INPUT_MAX);
-	if (loop_add(loop, &con->src, EPOLLIN) < 0) {
+	con->ring = malloc(CONSOLE_SCROLLBACK);
+	if (!con->ring || loop_add(loop, &con->src, EPOLLIN) < 0) {
+		free(con->ring);
+		con->ring = NULL;
 		con->src.fd = -1;
 		return -1;
 	}
@@ -170,4 +174,6 @@ void console_close(struct console *con)
 	if (con->src.fd >= 0)
 		console_hangup(con);
 	buf_free(&con->tx);
+	free(con->ring);
+	con->ring = NULL;
 }

@@ -19,7 +19,9 @@
 struct console {
 	struct loop *loop;
 	struct loop_source src;
-	char ring[CONSOLE_SCROLLBACK];
+	/* CONSOLE_SCROLLBACK bytes, only while open: every VM the daemon has
+	 * a record of (every directory `vm list` shows) embeds a console. */
+	char *ring;
 	size_t ring_start, ring_len;
 	struct buf tx; /* input not yet taken by the guest */
 	struct client *viewers[CONSOLE_VIEWERS_MAX];
