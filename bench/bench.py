@@ -580,9 +580,8 @@ def floor_argv(argv):
     """The floor: the fastest plain command line found for the same kernel,
     image and kernel command line, with serial, console and disk: the leaf
     VM's own, less what only a supervisor needs: QMP, the seccomp sandbox,
-    shareable memfd RAM (for virtio-fs) and -name.  (Also tried, not
-    faster: ACPI off, which also loses the power button; -cpu qemu64; no
-    PIT or PIC; no RTC, slower.)"""
+    shareable memfd RAM (for virtio-fs) and -name.  docs/benchmarks.md
+    lists the variants tried."""
     out, it = [], iter(argv)
     for a in it:
         if a in ("-name", "-sandbox", "-mon"):
