@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh OUT [TARGET...]       (make fuzz: OUT = build/fuzz)
 #   FUZZ_SECONDS=60 scripts/fuzz.sh build/fuzz qmp
 #
-# Targets: loader, control, session, qmp (see fuzz/README.md).  Crashes
+# Targets: loader, control, session, qmp, trace (see fuzz/README.md).  Crashes
 # are written to OUT/crashes/ and make the script exit 1; reproduce one
 # with OUT/fuzz-TARGET FILE.
 set -euo pipefail
@@ -15,7 +15,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: fuzz.sh OUT [TARGET...]}
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(loader control session qmp)
+[ ${#targets[@]} -gt 0 ] || targets=(loader control session qmp trace)
 seconds=${FUZZ_SECONDS:-600}
 cc=${CC_FUZZ:-clang}
 mkdir -p "$out/crashes"
@@ -32,7 +32,8 @@ sources() {
 		src/daemon/proto.c src/config/values.c ;;
 	session) echo src/daemon/control.c src/daemon/buf.c src/daemon/loop.c ;;
 	qmp) echo src/vmm/qmp.c ;;
-	*) echo "fuzz.sh: unknown target $1 (loader, control, session, qmp)" >&2; exit 2 ;;
+	trace) echo src/common/trace.c ;;
+	*) echo "fuzz.sh: unknown target $1 (loader, control, session, qmp, trace)" >&2; exit 2 ;;
 	esac
 }
 

@@ -267,6 +267,19 @@ static bool argv_all_on(char **argv, const char *transport)
 	return seen > 0;
 }
 
+/* The machine argv boots: "q35" (virtio on PCI) or "microvm" (virtio-mmio). */
+static void expect_machine(struct fixture *f, const char *machine)
+{
+	bool q35 = !strcmp(machine, "q35");
+	char **argv;
+
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	assert_int_equal(strncmp(argv[argv_find(argv, "-machine") + 1], machine,
+				 strlen(machine)), 0);
+	assert_true(argv_all_on(argv, q35 ? "pci" : "device"));
+	vmm_argv_free(argv);
+}
+
 static void test_microvm(void **state)
 {
 	struct fixture *f = *state;
@@ -302,18 +315,12 @@ static void test_microvm(void **state)
 
 	/* TCG with the rate unknown: q35, where the guest calibrates. */
 	f->l.accel = VMM_ACCEL_TCG;
-	assert_int_equal(vmm_argv(&f->l, &argv), 0);
-	argv_pair(argv, "-machine", "q35,memory-backend=mem,i8042=off");
-	assert_true(argv_all_on(argv, "pci"));
-	vmm_argv_free(argv);
+	expect_machine(f, "q35");
 
 	/* A provider (hot-plug ports) stays on q35. */
 	f->l.tsc_khz = 2596122;
 	f->l.hotplug_ports = 1;
-	assert_int_equal(vmm_argv(&f->l, &argv), 0);
-	argv_pair(argv, "-machine", "q35,memory-backend=mem,i8042=off");
-	assert_true(argv_all_on(argv, "pci"));
-	vmm_argv_free(argv);
+	expect_machine(f, "q35");
 
 	/* More virtio devices than microvm's 24 transports: q35. */
 	f->l.hotplug_ports = 0;
@@ -329,13 +336,9 @@ static void test_microvm(void **state)
 	f->cfg.disks = many;
 	f->l.disk_fds = fds;
 	f->cfg.disk_count = 23;  /* + the console's virtio-serial: 24 */
-	assert_int_equal(vmm_argv(&f->l, &argv), 0);
-	assert_true(argv_all_on(argv, "device"));
-	vmm_argv_free(argv);
+	expect_machine(f, "microvm");
 	f->cfg.uplink = true;
-	assert_int_equal(vmm_argv(&f->l, &argv), 0);
-	assert_true(argv_all_on(argv, "pci"));
-	vmm_argv_free(argv);
+	expect_machine(f, "q35");
 }
 
 static void expect_einval(struct fixture *f)
