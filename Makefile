@@ -1,5 +1,5 @@
 # Entry points a user types: make, make check, make guest, make demo,
-# make bench, make fuzz, make install.  Meson and ninja do the C build
+# make bench, make fuzz, make install, make deb.  Meson and ninja do the C build
 # underneath; shell scripts build the guest kit.
 
 BUILD    ?= build
@@ -8,7 +8,7 @@ PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 MESON_SETUP = meson setup --werror --prefix=$(PREFIX)
 
-.PHONY: all asan guest check test demo bench fuzz install clean deps
+.PHONY: all asan guest check check-deb test demo bench fuzz install clean deps deb
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -49,6 +49,17 @@ bench:
 
 fuzz:
 	scripts/fuzz.sh $(BUILD)/fuzz
+
+# build/vmhost_VERSION_amd64.deb, built from a copy of the tree and
+# checked with lintian (scripts/deb.sh).
+deb:
+	scripts/deb.sh $(BUILD)
+
+# The package installed with dpkg -i, the demo run from the installed
+# paths, then purged (tests/test_deb.py): not part of make check, since it
+# installs system-wide; CI runs it after make check.
+check-deb: deb guest
+	VMHOST_TEST_DEB=1 $(PYTEST) -ra tests/test_deb.py
 
 install: all
 	meson configure -Dprefix=$(PREFIX) $(BUILD)

@@ -18,6 +18,10 @@ Sections (run a subset by naming them):
   throughput      TCP app VM -> provider over their link, against two plain
                   QEMUs on a bridge in a private network namespace
   config_loading  vm check over 100, 1,000, 10,000 VM dirs
+  wayland         frames per second of a continuously redrawing shm client
+                  (weston-presentation-shm, 250x250) in a VM through
+                  vmhost-vsock and waypipe, against the same client run
+                  directly on the same headless weston
 """
 import argparse
 import contextlib
@@ -39,7 +43,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers.daemon import Console, Daemon, descendants  # noqa: E402
+from helpers.daemon import Console, Daemon  # noqa: E402
 from helpers.qemu import READY  # noqa: E402
 from helpers.vmdirs import ConfigRoot  # noqa: E402
 
@@ -140,6 +144,15 @@ def rss_kib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def daemon_rss(d):
+    """vmhostd's resident memory, KiB: (monitor, engine).  Both processes
+    are the daemon: the privileged monitor and its child, the engine."""
+    engine = d.engine_pid()
+    if engine is None:
+        raise RuntimeError("vmhostd has no engine process")
+    return rss_kib(d.proc.pid), rss_kib(engine)
 
 
 def argv_of(pid):
@@ -363,13 +376,16 @@ def qemu_pid(d, name):
 
 TRACE_SEGMENTS = (   # (label, from phase, to phase) of vmhostd's start_trace
     ("CLI exec -> request accepted", "t0", "accepted"),
-    ("request -> config loaded", "accepted", "config_loaded"),
-    ("config -> files opened", "config_loaded", "files_opened"),
-    ("files -> virtiofsd spawned", "files_opened", "helpers_spawned"),
-    ("virtiofsd -> QEMU exec (sealed kernel copy, uid, argv, fork)",
+    ("request -> config loaded (engine -> monitor -> gatherer as the owner)",
+     "accepted", "config_loaded"),
+    ("config -> files opened (launch request; monitor: uid, taps, cgroup, sockets)",
+     "config_loaded", "files_opened"),
+    ("files -> virtiofsd spawned (jailed)", "files_opened", "helpers_spawned"),
+    ("virtiofsd -> QEMU exec (sealed kernel copy, jail, argv, fork)",
      "helpers_spawned", "qemu_exec"),
     ("QEMU exec -> QMP greeting (QEMU's own set-up)", "qemu_exec", "qmp_greeting"),
-    ("QMP greeting -> running (vm start returns)", "qmp_greeting", "qmp_ready"),
+    ("QMP greeting -> running (handshake, cont; vm start returns)",
+     "qmp_greeting", "qmp_ready"),
     ("QEMU exec -> first serial byte (QEMU, firmware, early kernel)",
      "qemu_exec", "first_serial_byte"),
     ("first serial byte -> ready line (guest kernel and init)",
@@ -424,6 +440,8 @@ class PlainQemu:
         taps = dict(taps or {})
         out, it = [], iter(qemu_argv)
         for a in it:
+            if a == "-S":
+                continue        # vmhostd's QEMU waits for its "cont" over QMP
             if a == "-add-fd":
                 next(it)        # the disk is named by path below instead
                 continue
@@ -434,14 +452,17 @@ class PlainQemu:
             out.append(a)
             if a in ("-chardev", "-blockdev", "-netdev"):
                 out.append(self._replace(next(it), disks, taps))
-        if any(re.search(r"(^|,)fd=\d", a) or "/dev/fdset/" in a for a in out):
+        if any(re.search(r"(^|,)fd=\d|addr\.type=fd", a) or "/dev/fdset/" in a
+               for a in out):
             raise RuntimeError(f"unhandled file descriptor in QEMU argv: {out}")
         self.argv = out
         self.procs = []
         self.qemu_at = None
 
     def _replace(self, opt, disks, taps):
-        m = re.fullmatch(r"socket,id=([^,]+),fd=\d+", opt)
+        # vmhostd's QMP, serial and console are listening sockets it made
+        # (launch.h); virtio-fs is a connected one.
+        m = re.fullmatch(r"socket,id=([^,]+),fd=\d+(,server=on,wait=off)?", opt)
         if m:
             cid = m.group(1)
             if cid == "serial0":
@@ -466,20 +487,19 @@ class PlainQemu:
         """From the VM name runs under daemon d right now."""
         pid = qemu_pid(d, name)
         info = json.loads(d.vm("info", "--json", name).stdout)
-        # The daemon's own children, in share order: vmhostd may point
-        # source= at a pinned copy of the directory (STATE/vms/NAME/fs-TAG);
-        # a hand-written command line names the directory itself.
-        kids = [argv_of(p) for p in descendants(d.proc.pid)
-                if parent_of(p) == d.proc.pid and argv_of(p)[0].endswith("virtiofsd")]
+        # Each share's virtiofsd, as the monitor's run record names it.
+        # vmhostd's serves the share's fd as source=/share in its own
+        # mount namespace; a hand-written command line names the directory.
+        record = json.loads((d.state / "run" / name / "record").read_text())
+        helpers = {h["what"]: h["pid"] for h in record["helpers"]}
         fsds = []
         for share in info["config"]["shares"]:
-            names = (f"source={share['host_dir']}", f"/fs-{share['tag']}")
-            argv = [a for a in kids if any(x == names[0] or x.startswith("source=") and
-                                           x.endswith(names[1]) for x in a)]
-            if len(argv) != 1:
-                raise RuntimeError(f"{name}: no single virtiofsd for share {share['tag']}")
+            fsd = helpers.get(f"virtiofsd for share {share['tag']}")
+            if not fsd or parent_of(fsd) != d.proc.pid:
+                raise RuntimeError(f"{name}: no virtiofsd of the monitor's for share "
+                                   f"{share['tag']} in its run record: {record['helpers']}")
             fsds.append([f"source={share['host_dir']}" if x.startswith("source=") else x
-                         for x in argv[0]])
+                         for x in argv_of(fsd)])
         return cls(argv_of(pid), fsds, info, workdir, **kw)
 
     def start(self, prefix=()):
@@ -794,14 +814,23 @@ class Libvirt:
         for dom, _ in doms:
             self.virsh("destroy", dom)
 
-    def daemon_pid(self):
-        pid = self.pid("libvirtd")
-        if pid is None:
-            raise RuntimeError("libvirtd is not running any more")
-        return pid
+    def daemon_rss(self):
+        """libvirt's daemons' resident memory, KiB: (libvirtd, virtlogd),
+        the two that serve its QEMUs (virtlogd keeps each one's log)."""
+        out = []
+        for name in ("libvirtd", "virtlogd"):
+            pid = self.pid(name)
+            if pid is None:
+                raise RuntimeError(f"{name} is not running any more")
+            out.append(rss_kib(pid))
+        return tuple(out)
 
 
 # --- sections --------------------------------------------------------------
+
+# Whose memory counts as each side's daemon's in peer_libvirt.
+DAEMON_PROCESSES = {"vm start (vmhostd)": "monitor + engine",
+                    "virsh start (libvirtd)": "libvirtd + virtlogd"}
 
 LEAF = "vm start (vmhostd), leaf VM with a share"
 PLAIN = "plain QEMU, the daemon's argv"
@@ -908,18 +937,16 @@ def bench_peer_libvirt(tmp, runs=20, running=8, calls=200):
         # its config) and booted to their ready line.
         rss = {}
         names = [f"r{i}" for i in range(running)]
-        pid = d.proc.pid
-        before = rss_kib(pid)
+        before = daemon_rss(d)
         for n in names:
             bench_guest(d, n, memory="128M")
         boot_daemon_vms(d, names)
-        rss[ours_side] = (before, rss_kib(pid))
+        rss[ours_side] = (before, daemon_rss(d))
         cfg = {n: json.loads(d.vm("info", "--json", n).stdout)["config"] for n in names}
-        lpid = lv.daemon_pid()
-        before = rss_kib(lpid)
+        before = lv.daemon_rss()
         doms |= {n: lv.define(n, cfg[n]) for n in names}
         lv.boot([doms[n] for n in names])
-        rss[peer_side] = (before, rss_kib(lpid))
+        rss[peer_side] = (before, lv.daemon_rss())
         idle = settle()
 
         # Listing, with `running` VMs up on each side.
@@ -940,14 +967,16 @@ def bench_peer_libvirt(tmp, runs=20, running=8, calls=200):
         lv.destroy([doms[n] for n in names])
         stop_vms(d, names)
     s = {k: summary(v) for k, v in times.items()}
-    per_vm = {k: round((b - a) / running, 1) for k, (a, b) in rss.items()}
+    per_vm = {k: round((sum(b) - sum(a)) / running, 1) for k, (a, b) in rss.items()}
     lists = {k: summary(v, 1, 2) for k, v in t.items()}
     return {
         "rows": [{"side": k, **v} for k, v in s.items()],
         "start_ratio_p50": round(s[ours_side]["p50"] / s[peer_side]["p50"], 3),
         "start_ratio_p90": round(s[ours_side]["p90"] / s[peer_side]["p90"], 3),
         "where_the_time_goes_p50_ms": {k: medians(v) for k, v in phases.items()},
-        "rss_rows": [{"daemon": k, "rss_before_kib": rss[k][0], "rss_after_kib": rss[k][1],
+        "rss_rows": [{"daemon": k, "processes": DAEMON_PROCESSES[k],
+                      "rss_before_kib": " + ".join(map(str, rss[k][0])),
+                      "rss_after_kib": " + ".join(map(str, rss[k][1])),
                       "running_vms": running, "rss_per_vm_kib": per_vm[k]} for k in rss],
         "rss_per_vm_ratio": round(per_vm[ours_side] / per_vm[peer_side], 4)
         if per_vm[peer_side] > 0 else None,
@@ -977,19 +1006,22 @@ def bench_density(tmp, counts=(1, 10, 30)):
                 bench_guest(d, n, memory="128M")
             boot_daemon_vms(d, names[:1])   # warm-up: code and libraries paged in
             stop_vms(d, names[:1])
-            rss0 = rss_kib(d.proc.pid)
+            rss0 = daemon_rss(d)
             try:
                 # TCG boots share the cores: allow for each VM's CPU time.
                 _, each, _ = boot_daemon_vms(d, names, BOOT_TIMEOUT + 20 * count)
-                rss1 = rss_kib(d.proc.pid)
+                rss1 = daemon_rss(d)
             finally:
                 stop_vms(d, names)
         rows.append({"vms": count, "all_ready_s": round(max(each.values()), 2),
                      "first_ready_s": round(min(each.values()), 2),
-                     "vmhostd_rss_before_kib": rss0, "vmhostd_rss_after_kib": rss1,
-                     "rss_per_vm_kib": round((rss1 - rss0) / count, 1)})
+                     "vmhostd_rss_before_kib": sum(rss0), "vmhostd_rss_after_kib": sum(rss1),
+                     "monitor_rss_kib": f"{rss0[0]} -> {rss1[0]}",
+                     "engine_rss_kib": f"{rss0[1]} -> {rss1[1]}",
+                     "rss_per_vm_kib": round((sum(rss1) - sum(rss0)) / count, 1)})
     return {"rows": rows, "rss_per_vm_kib_at_max": rows[-1]["rss_per_vm_kib"],
-            "guest": "appvm.img, 128 MiB, 1 vCPU, no share (leaf VMs)"}
+            "guest": "appvm.img, 128 MiB, 1 vCPU, no share (leaf VMs)",
+            "daemon": "vmhostd = its monitor + its engine (RSS of both)"}
 
 
 def list_request(control):
@@ -1233,6 +1265,60 @@ def bench_config_loading(tmp):
 
 
 
+# --- wayland (docs/wayland.md) -------------------------------------------
+
+FRAME_LINE = re.compile(rb"^\s*\d+: f2c", re.M)
+
+
+def bench_wayland(tmp, seconds=10, rounds=2):
+    """weston-presentation-shm redraws its 250x250 shm window on every
+    frame callback; its output has one line per presented frame.  Rounds
+    alternate host-direct and through-the-VM runs of `seconds` each on one
+    headless weston (pixman), so both see the same compositor and load."""
+    from helpers.wayland import WaylandVM, Weston
+    for tool in ("weston", "waypipe", "weston-presentation-shm"):
+        if subprocess.run(["which", tool], capture_output=True).returncode:
+            raise RuntimeError(f"{tool} is not installed (make deps)")
+    weston = Weston(tmp / "wayland-weston")
+    vm = None
+    try:
+        vm = WaylandVM(tmp / "wayland-vm", GUEST, weston)
+        idle_rss = rss_kib(vm.backend.pid)
+        direct, through, peak_rss = [], [], idle_rss
+        for r in range(rounds):
+            for side in (("direct", "vm") if r % 2 == 0 else ("vm", "direct")):
+                if side == "direct":
+                    p = weston.client(["timeout", "-s", "TERM", str(seconds),
+                                       "weston-presentation-shm"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                    out = p.communicate(timeout=seconds + 60)[0]
+                    direct.append(len(FRAME_LINE.findall(out)) / seconds)
+                else:
+                    before = vm.backend_stats()["to_host"]
+                    out = vm.guest.run(f"timeout -s TERM {seconds} weston-presentation-shm "
+                                       f"2>/dev/null | grep -c ': f2c'", timeout=seconds + 60)
+                    peak_rss = max(peak_rss, rss_kib(vm.backend.pid))
+                    through.append(int(out.split()[0]) / seconds)
+                    mb = (vm.backend_stats()["to_host"] - before) / seconds / 2**20
+        ratio = statistics.median(through) / statistics.median(direct)
+        return {
+            "rows": [{"path": "host, directly", "fps_runs": [round(x, 1) for x in direct],
+                      "fps_median": round(statistics.median(direct), 1)},
+                     {"path": "guest, vsock + waypipe", "fps_runs": [round(x, 1) for x in through],
+                      "fps_median": round(statistics.median(through), 1)}],
+            "fps_ratio_vm_over_direct": round(ratio, 2),
+            "guest_to_host_mib_per_s_last_vm_run": round(mb, 2),
+            "backend_rss_kib_idle": idle_rss,
+            "backend_rss_kib_peak_seen": peak_rss,
+            "client": "weston-presentation-shm (feedback mode), 250x250 XRGB8888 shm",
+            "compositor": "weston 10 headless, pixman renderer, 1024x768",
+        }
+    finally:
+        if vm is not None:
+            vm.close()
+        weston.close()
+
+
 # --quick: small counts for development, not for the record.
 QUICK = {
     "start_latency": {"runs": 2},
@@ -1240,6 +1326,7 @@ QUICK = {
     "density": {"counts": (1, 3)},
     "control_plane": {"total": 20, "running": 2, "calls": 20},
     "throughput": {"seconds": 3, "rounds": 1},
+    "wayland": {"seconds": 3, "rounds": 1},
 }
 
 SECTIONS = {
@@ -1249,6 +1336,7 @@ SECTIONS = {
     "control_plane": bench_control_plane,
     "throughput": bench_throughput,
     "config_loading": bench_config_loading,
+    "wayland": bench_wayland,
 }
 
 

@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "config/vmconfig.h"
-#include "daemon/buf.h"
-#include "daemon/control.h"
-#include "daemon/proto.h"
+#include "common/buf.h"
+#include "engine/control.h"
+#include "engine/proto.h"
 
 static void fuzz_pump(struct buf *in)
 {

@@ -21,7 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "daemon/control.h"
+#include "engine/control.h"
 
 static struct loop fuzz_loop;
 static struct control fuzz_ctl;
@@ -70,6 +70,7 @@ static void fuzz_round(void)
 			break;
 		src = ev.data.ptr;
 		src->ready(src, ev.events);
+		loop_run_deferred(&fuzz_loop);
 	}
 	if (fuzz_waiting) {
 		c = fuzz_waiting;
@@ -98,8 +99,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!mkdtemp(fuzz_dir) || loop_init(&fuzz_loop) < 0)
 		exit(1);
 	snprintf(fuzz_path, sizeof fuzz_path, "%s/control", fuzz_dir);
-	if (control_listen(&fuzz_ctl, &fuzz_loop, fuzz_path, fuzz_request,
-			   NULL) < 0) {
+	/* The monitor binds the socket; the engine serves the fd. */
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	strcpy(sun.sun_path, fuzz_path);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
+	    listen(lfd, 64) < 0 ||
+	    control_init(&fuzz_ctl, &fuzz_loop, lfd, getuid(), fuzz_request,
+			 NULL) < 0 || control_start(&fuzz_ctl) < 0) {
 		perror(fuzz_path);
 		exit(1);
 	}

@@ -28,7 +28,7 @@ def loader():
                      (FILE, "c/app/providers/net/net", b""), (FILE, "c/app/wayland", b""),
                      (FILE, "c/app/memory", b"512M\n"), (FILE, "c/app/cpus", b"2"),
                      (FILE, "c/app/cmdline", b"console=ttyS0 quiet\n"), (FILE, "c/app/uplink", b""),
-                     *vm("net")),
+                     *vm("net"), (FILE, "c/net/uplink", b"host-loopback\n")),
         "cycle": tree(*vm("a"), *vm("b"), (FILE, "c/a/providers/net/b", b""),
                       (FILE, "c/b/providers/net/a", b"")),
         "hostile": tree((FIFO, "c/f/vmlinux"), (FIFO, "c/f/blk/x.img"),
@@ -75,6 +75,67 @@ def qmp():
     return out
 
 
+def wstr(s):
+    s = s if isinstance(s, bytes) else s.encode()
+    return struct.pack("<I", len(s)) + s
+
+
+def wconfig(name="app", root="/ext/svc/data", disks=("blk/root.img",), shares=(),
+            providers=(), wayland=0, uplink=0, memory=256 << 20, cpus=1,
+            cmdline="console=ttyS0 root=PARTLABEL=root"):
+    d = f"{root}/{name}"
+    out = b"VMC1" + wstr(name) + wstr(d) + wstr(d + "/vmlinux")
+    out += struct.pack("<I", len(disks)) + b"".join(wstr(r) + wstr(f"{d}/{r}") for r in disks)
+    out += struct.pack("<I", len(shares)) + b"".join(wstr(t) + wstr(h) for t, h in shares)
+    out += struct.pack("<I", len(providers)) + b"".join(wstr(p) for p in providers)
+    return out + struct.pack("<BBQI", wayland, uplink, memory, cpus) + wstr(cmdline)
+
+
+def wdiags(*items):
+    return b"VMD1" + struct.pack("<I", len(items)) + b"".join(
+        bytes([level]) + wstr(vm) + wstr(path) + wstr(msg) for level, vm, path, msg in items)
+
+
+def vmwire():
+    # Byte 0: even, a config; odd, a diagnostics list (fuzz/fuzz_vmwire.c).
+    return {
+        "minimal": b"\0" + wconfig(),
+        "full": b"\0" + wconfig(disks=("rootfs.ext4", "blk/a.img", "blk/b.img"),
+                                  shares=(("home", "/ext/home"), ("media", b"/ext/\xff")),
+                                  providers=("netvm", "vpn"), wayland=1, uplink=1,
+                                  memory=1 << 30, cpus=4, cmdline="console=ttyS0 quiet"),
+        "bad": b"\0" + wconfig(disks=("blk/../x.img",), cpus=0),
+        "diags": b"\1" + wdiags((2, "app", "blk/x.img", "is a FIFO"),
+                                (1, "app", "wayland", "not empty"),
+                                (0, "bad\\nname", ".", "note")),
+    }
+
+
+def vsock():
+    def hdr(op, gport=1000, hport=1, length=0, flags=0, buf_alloc=4096, fwd=0, valid=True):
+        h = struct.pack("<QQIIIHHIII", 3, 2, gport, hport, length, 1, op, flags, buf_alloc, fwd)
+        if valid:  # fuzz_vsock.c fixes CIDs and type when byte 0 is odd
+            h = bytes([h[0] | 1]) + h[1:]
+        return h
+
+    def send(op, payload=b"", **kw):
+        return b"\x00" + hdr(op, length=len(payload), **kw) + bytes([len(payload)]) + payload
+
+    post, run, close = b"\x01\x20", b"\x07", b"\x06"
+    accept = lambda data: b"\x05" + bytes([len(data)]) + data
+    event = lambda slot, bits: b"\x04" + bytes([slot, bits])
+    stream = (b"\x02" + post + send(1) + run + accept(b"hello guest") + event(0, 1) + run +
+              send(5, b"hello host") + run + send(6, fwd=11) + send(7) + run +
+              close + event(0, 1 | 4) + run + send(4, flags=3) + run)
+    hostile = (b"\x01" + post + b"\x02\x03" + struct.pack("<QIHH", 0x100000, 44, 1, 3) +
+               b"\x03\x03\x00" + b"\x02\x05" + struct.pack("<QIHH", 0x10, 1 << 31, 4, 0) +
+               b"\x03\x05\x00" + b"\x03\xff\xff" + run)
+    flood = b"\x00" + post + send(1, buf_alloc=1) + run + b"".join(
+        send(5, b"x" * 200) for _ in range(30)) + run
+    return {"stream": stream, "hostile": hostile, "flood": flood,
+            "refused": b"\x03" + post + send(1, hport=7) + send(5, b"x") + send(1, valid=False) + run}
+
+
 def trace():
     # Byte 0: read size - 1; then the guest's serial output.
     boot = b"[    0.000000] Linux version 6.1\r\nvmhost-guest: virtio-fs data\r\n"
@@ -87,7 +148,8 @@ def trace():
 
 
 for name, seeds in (("loader", loader()), ("control", control()),
-                    ("session", session()), ("qmp", qmp()), ("trace", trace())):
+                    ("session", session()), ("qmp", qmp()), ("vmwire", vmwire()),
+                    ("vsock", vsock()), ("trace", trace())):
     d = HERE / "corpus" / name
     d.mkdir(parents=True, exist_ok=True)
     for k, v in seeds.items():

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the guest kit into OUTDIR: vmlinux (cached kernel build), the static
-# vm-netconf, appvm.img and netvm.img, and the demo config tree
+# vm-netconf and vsock-relay, appvm.img and netvm.img, and the demo config tree
 # OUTDIR/../demo/svc/data.  Each step is skipped when its inputs did not
 # change, so a second run takes seconds.
 #
@@ -14,7 +14,8 @@ repo=$(cd "$here/.." && pwd)
 mkdir -p "$1"
 out=$(cd "$1" && pwd)
 
-for tool in musl-gcc mke2fs sfdisk nft iperf3 /bin/busybox; do
+for tool in musl-gcc mke2fs sfdisk nft iperf3 /bin/busybox waypipe wayland-info \
+	weston-simple-shm weston-presentation-shm objdump; do
 	command -v "$tool" >/dev/null || die "$tool missing: run make deps"
 done
 
@@ -24,28 +25,37 @@ remember_key() { echo "$2" >"$out/.$1.key"; }
 
 "$here/kernel/build.sh" "$out/vmlinux" "$out/kernel.log"
 
-# --- vm-netconf, static with musl --------------------------------------
+# --- vm-netconf and vsock-relay, static with musl ---------------------
 # musl ships no kernel headers; borrow the uapi ones (no glibc headers).
-netconf_src=("$here/netconf/vm-netconf.c" "$here/netconf/netconf.c" "$repo/src/common/linkaddr.c")
-key=$( { cat "${netconf_src[@]}" "$here/netconf/netconf.h" "$repo/src/common/linkaddr.h"; musl-gcc --version; } | sha256sum | cut -c1-16)
-if up_to_date vm-netconf "$key"; then
-	stage "vm-netconf: up to date"
-else
-	stage "vm-netconf: compiling (static, musl)"
-	log=$out/vm-netconf.log
+kinc=$out/musl-kernel-headers
+rm -rf "$kinc" && mkdir -p "$kinc"
+ln -s /usr/include/linux "$kinc/linux"
+ln -s /usr/include/asm-generic "$kinc/asm-generic"
+ln -s "/usr/include/$(gcc -print-multiarch)/asm" "$kinc/asm"
+
+# static_tool NAME SOURCES...: OUTDIR/NAME from the sources, rebuilt when
+# they (or the compiler) change.
+static_tool() {
+	local name=$1 key log
+	shift
+	key=$( { cat "$@"; musl-gcc --version; } | sha256sum | cut -c1-16)
+	if up_to_date "$name" "$key"; then
+		stage "$name: up to date"
+		return
+	fi
+	stage "$name: compiling (static, musl)"
+	log=$out/$name.log
 	: >"$log"
-	kinc=$out/musl-kernel-headers
-	rm -rf "$kinc" && mkdir -p "$kinc"
-	ln -s /usr/include/linux "$kinc/linux"
-	ln -s /usr/include/asm-generic "$kinc/asm-generic"
-	ln -s "/usr/include/$(gcc -print-multiarch)/asm" "$kinc/asm"
 	run "$log" musl-gcc -static -std=gnu17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror \
 		-Wno-unused-parameter -isystem "$kinc" -I "$repo/src" -I "$here/netconf" \
-		-o "$out/vm-netconf.tmp" "${netconf_src[@]}"
-	run "$log" strip "$out/vm-netconf.tmp"
-	mv "$out/vm-netconf.tmp" "$out/vm-netconf"
-	remember_key vm-netconf "$key"
-fi
+		-o "$out/$name.tmp" $(printf '%s\n' "$@" | grep '\.c$')
+	run "$log" strip "$out/$name.tmp"
+	mv "$out/$name.tmp" "$out/$name"
+	remember_key "$name" "$key"
+}
+static_tool vm-netconf "$here/netconf/vm-netconf.c" "$here/netconf/netconf.c" \
+	"$repo/src/common/linkaddr.c" "$here/netconf/netconf.h" "$repo/src/common/linkaddr.h"
+static_tool vsock-relay "$here/vsock-relay/vsock-relay.c"
 
 # --- disk images -------------------------------------------------------
 # The key is the staged tree itself (cheap to stage), so any change to a
@@ -54,7 +64,7 @@ for role in appvm netvm; do
 	staging=$out/staging/$role
 	log=$out/$role.log
 	: >"$log"
-	run "$log" "$here/scripts/mkrootfs.sh" "$role" "$staging" "$out/vm-netconf"
+	run "$log" "$here/scripts/mkrootfs.sh" "$role" "$staging" "$out"
 	key=$( { tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
 			-C "$staging" -cf - .; cat "$here/scripts/mkimage.sh"; } | sha256sum | cut -c1-16)
 	if up_to_date "$role.img" "$key"; then

@@ -126,7 +126,7 @@ def test_guest_poweroff_is_noticed(daemon, home):
         con.sock.sendall(b"poweroff -f\n")      # and hang up at once
     rec = daemon.wait_state("pow", ("stopped", "failed"), 60)
     assert rec["state"] == "stopped" and rec["reason"] == "guest powered off"
-    wait_until(lambda: not descendants(daemon.proc.pid), 10, "children gone")
+    wait_until(lambda: not daemon.vm_processes(), 10, "children gone")
     daemon.assert_clean("pow")
 
 
@@ -136,7 +136,7 @@ def test_kill9_is_failed(daemon, home):
     os.kill(daemon.record("k9")["pid"], signal.SIGKILL)
     rec = daemon.wait_state("k9", ("failed", "stopped"), 30)
     assert rec["state"] == "failed" and rec["reason"] == "QEMU killed by signal 9"
-    wait_until(lambda: not descendants(daemon.proc.pid), 10, "virtiofsd gone")
+    wait_until(lambda: not daemon.vm_processes(), 10, "virtiofsd gone")
     daemon.assert_clean("k9")
     # A failed VM starts again.
     assert daemon.vm("start", "k9").returncode == 0
@@ -199,6 +199,7 @@ def test_detached_daemon_listens_on_return(tmp_path):
     finally:
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, "vmhostd exit")
+        d.remove_cgroup_parent()
     assert not d.control.exists()
     assert "listening on" in (d.state / "vmhostd.log").read_text()
     subprocess.run(["rm", "-rf", str(d.state)])

@@ -10,6 +10,7 @@ import pytest
 
 from helpers.web import loopback_server
 from helpers.daemon import BUILD, READY, Console, descendants, wait_until
+from helpers.qemu import cgroup_dirs
 
 DEMO = BUILD / "demo" / "svc" / "data"
 
@@ -34,6 +35,11 @@ def demo(tmp_path):
         wait_until(lambda: not [k for k in kids if os.path.exists(f"/proc/{k}")],
                    30, "the demo's QEMUs and virtiofsds to exit")
         subprocess.run(["rm", "-rf", state])
+        # demo.sh's cgroup parent: its VMs' cgroups are gone, and the
+        # parent the daemon could not remove goes too.
+        for base in cgroup_dirs("vmhost-demo"):
+            assert not [c for c in base.iterdir() if c.is_dir()], base
+            base.rmdir()
 
 
 @pytest.fixture

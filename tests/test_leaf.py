@@ -57,10 +57,14 @@ def test_leaf_on_microvm(daemon):
         # calibrating it against the PIT, which hung microvm boots.
         append = option(argv, "-append")[0]
         assert "tsc_early_khz=" in append and "tsc=reliable" in append, append
+        disks = json.loads(d.vm("info", "--json", "leaf").stdout)["config"]["disks"]
+        sectors = [pathlib.Path(x["host_path"]).stat().st_size // 512 for x in disks]
+        assert sectors[0] == 2048 and sectors[1] > 2048, disks
         with d.console("leaf") as con:
             # Disks in the directory's order on virtio-mmio too: blk/extra1.img
             # (1 MiB) before blk/root.img.
-            assert con.run("cat /sys/block/vda/size /sys/block/vdb/size") == "2048\n51200"
+            assert con.run("cat /sys/block/vda/size /sys/block/vdb/size") == \
+                f"{sectors[0]}\n{sectors[1]}"
             assert con.run("cat /run/virtiofs/home/hello.txt") == "hello from the host"
             assert con.run("cat /sys/devices/system/clocksource/clocksource0/"
                            "current_clocksource").startswith("tsc")

@@ -4,7 +4,6 @@ both the host build and the static guest binary."""
 import os
 import pathlib
 import subprocess
-import time
 
 import pytest
 
@@ -118,16 +117,27 @@ def test_links_existing_and_hotplugged(nets, agents, netconf_bin, tmp_path):
 
     # One log line per interface, and no spinning: a burst of link events
     # (flag and MTU changes) costs next to no CPU and logs nothing new.
+    # A link added after the burst marks its end: netlink delivers events
+    # in order, so once the agents log the new link they have seen the
+    # whole burst.  Carrier and operstate changes come later, from the
+    # kernel's linkwatch, so the marker waits until they show the burst's
+    # last state (va1 down, and so its peer).
     before = {a: len(a.lines()) for a in (c, p)}
     cpu0 = cpu_seconds(c.proc.pid)
     for i in range(30):
         client.ip("link", "set", "vf0", "mtu", str(1400 + i))
         client.ip("link", "set", "va1", "down" if i % 2 else "up")
-    time.sleep(1.0)
+    wait_for(lambda: client.ipj("link", "show", "dev", "va1")[0]["operstate"] == "DOWN" and
+             provider.ipj("link", "show", "dev", "vb1")[0]["operstate"] == "DOWN",
+             10, "the burst's last link state")
+    veth(client, "va2", "0a:b3:ec:00:00:03", provider, "vb2", "0a:b3:ec:80:00:03")
+    c.wait_line("va2 0A:B3:EC:00:00:03: client of link 0003")
+    p.wait_line("vb2 0A:B3:EC:80:00:03: provider of link 0003")
     assert cpu_seconds(c.proc.pid) - cpu0 < 0.2
     assert c.proc.poll() is None and p.proc.poll() is None
-    assert {a: len(a.lines()) for a in (c, p)} == before
-    for agent, names in ((c, ["va0", "va1", "vf0", "vx0"]), (p, ["vb0", "vb1", "vg0", "vy0"])):
+    assert {a: len(a.lines()) for a in (c, p)} == {a: n + 1 for a, n in before.items()}
+    for agent, names in ((c, ["va0", "va1", "va2", "vf0", "vx0"]),
+                         (p, ["vb0", "vb1", "vb2", "vg0", "vy0"])):
         for name in names:
             assert sum(l.startswith(f"vm-netconf: {name} ") for l in agent.lines()) == 1, \
                 (name, agent.lines())

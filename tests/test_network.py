@@ -77,7 +77,8 @@ def d(tmp_path_factory, vm_bin, vmhostd_bin, guest_dir):
         for p in providers:
             v.provider(p)
         if uplink:
-            v.setting("uplink", "")
+            # The tests' web server is on the host's loopback.
+            v.setting("uplink", "host-loopback")
         return v
 
     vm("netvm", "netvm.img", uplink=True)
@@ -359,18 +360,31 @@ def test_all_stopped_host_links_unchanged(d):
     assert host_links() == d.before
 
 
-def test_daemon_kill9_then_restart_reconciles(d):
+def test_daemon_kill9_then_restart_adopts(d):
+    """kill -9 of every vmhostd process (the engine follows its monitor):
+    the VMs and their link live on; the next daemon adopts them (same QEMU
+    pids, the link still up and carrying traffic), deletes only the
+    interfaces no live link holds, and later stops them cleanly."""
     start(d, "app1")
-    ids = link(d, "app1", "netvm")["id"]
     wait_until(lambda: link(d, "app1", "netvm")["state"] == "up", 60, "link up")
+    ids = link(d, "app1", "netvm")["id"]
+    pids = {n: d.record(n)["pid"] for n in ("app1", "netvm")}
     assert len(ours()) == 3
-    os.kill(d.proc.pid, signal.SIGKILL)
-    d.proc.wait()
+    stale = f"{PREFIX}fffe-br"
+    subprocess.run(["ip", "link", "add", stale, "type", "bridge"], check=True)
+    d.kill9()
     d.start()
-    # The new daemon stopped the orphans and deleted every stale interface.
-    assert not ours(), ours()
-    assert "stale (no live link), deleted" in d.stderr()
-    assert link(d, "app1", "netvm")["id"] == ids
+    for n, pid in pids.items():
+        rec = d.record(n)
+        assert rec["state"] == "running" and rec["pid"] == pid, rec
+    l = link(d, "app1", "netvm")
+    assert l["id"] == ids and l["state"] == "up", l
+    assert stale not in ours() and len(ours()) == 3, ours()
+    assert f"interface {stale}: stale (no live link), deleted" in d.stderr()
+    until_ok(d, "app1", "ping -c 1 -W 3 169.254.0.1")
+    for n in ("app1", "netvm"):
+        stop(d, n)
+    wait_until(lambda: not ours(), 30, "no interface of ours")
     assert host_links() == d.before
 
 

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from helpers import vmdirs
 from helpers.daemon import GUEST, READY, Daemon, cmdline, descendants, wait_until
 
 UID_BASE = 1900000
@@ -96,23 +97,36 @@ def test_one_vm_cannot_reach_another(two):
 
 
 def test_virtiofsd_is_sandboxed(two):
+    """virtiofsd runs in a user namespace whose root is the owner of the
+    VM's directory (here root, who owns the test's directories; see
+    tests/test_jail.py for an ordinary user), holds capabilities only
+    there, and its worker is pid 1 of a namespace inside its jail's,
+    rooted in the share."""
     fsds = [p for p in descendants(two.proc.pid) if "virtiofsd" in cmdline(p)]
     assert fsds
+    owner = os.stat(two.root.path / "pa").st_uid
+    workers = 0
     for p in fsds:
         st = status(p)
-        assert int(st["CapBnd"], 16) == 0
-        if len(st["NSpid"].split()) == 1:
-            # The parent left outside the namespaces only waits: no caps.
-            assert int(st["CapEff"], 16) == 0
+        assert int(st["CapBnd"], 16) == 0 and st["NoNewPrivs"] == "1"
+        assert os.readlink(f"/proc/{p}/ns/user") != os.readlink("/proc/self/ns/user")
+        assert open(f"/proc/{p}/uid_map").read().split() == ["0", str(owner), "1"]
+        assert st["Uid"].split() == [str(owner)] * 4
+        nspid = st["NSpid"].split()
+        if len(nspid) == 2:
+            # Pid 1 of its jail: only waits for its worker.
+            assert nspid[-1] == "1" and int(st["CapEff"], 16) == 0
             continue
-        # The worker: pid 1 of its own pid namespace, seccomp, and of the
-        # capabilities only chown, dac_override, fowner, fsetid, setgid,
-        # setuid (no mknod, no setfcap: -o modcaps).
-        assert st["NSpid"].split()[-1] == "1"
-        assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"
+        # The worker: pid 1 of a namespace of its own inside the jail's,
+        # seccomp, and in its user namespace only chown, dac_override,
+        # fowner, fsetid, setgid, setuid (no mknod, no setfcap: -o modcaps).
+        workers += 1
+        assert len(nspid) == 3 and nspid[-1] == "1"
+        assert st["Seccomp"] == "2"
         assert int(st["CapEff"], 16) == 0xdb
         assert os.readlink(f"/proc/{p}/root") == "/"   # pivoted: "/" is the share
         assert os.stat(f"/proc/{p}/root").st_ino == os.stat(two.root.data_root / "home").st_ino
+    assert workers == 1
 
 
 def test_uid_base_option(tmp_path, vmhostd_bin):
@@ -161,26 +175,34 @@ def test_uid_in_use_is_skipped(two):
 
 CAPS = {"chown": 0, "dac_override": 1, "dac_read_search": 2, "fowner": 3,
         "fsetid": 4, "kill": 5, "setgid": 6, "setuid": 7, "setpcap": 8,
-        "net_admin": 12, "sys_admin": 21, "sys_resource": 24}
-# docs/security.md, src/daemon/privileges.h: the daemon's own set, and the
-# bounding set, which adds what only virtiofsd (spawned as root) needs.
-DAEMON_CAPS = ("dac_read_search", "kill", "setgid", "setuid", "setpcap",
-               "net_admin", "sys_admin")
-BOUNDING_CAPS = DAEMON_CAPS + ("chown", "dac_override", "fowner", "fsetid",
-                               "sys_resource")
+        "net_admin": 12, "sys_admin": 21, "sys_resource": 24, "setfcap": 31}
+# docs/security.md, src/monitor/privileges.h: the monitor's own set, which
+# is also its bounding set (virtiofsd's capabilities are its user
+# namespace's, not the daemon's).
+DAEMON_CAPS = ("chown", "dac_read_search", "kill", "setgid", "setuid", "setpcap",
+               "net_admin", "sys_admin", "setfcap")
+BOUNDING_CAPS = DAEMON_CAPS
 
 
 def mask(names):
     return sum(1 << CAPS[n] for n in names)
 
 
-def test_daemon_keeps_only_what_it_needs(tmp_path, vmhostd_bin, guest_dir):
+@pytest.fixture
+def open_tmp_path():
+    with vmdirs.open_tmp() as path:
+        yield path
+
+
+def test_daemon_keeps_only_what_it_needs(open_tmp_path, vmhostd_bin, guest_dir):
     """After start-up vmhostd holds only the documented capabilities, and
     a VM with a share and a network link still boots, reads and writes its
     share and reaches its provider."""
     if os.geteuid() != 0:
         pytest.skip("only a root vmhostd drops capabilities")
-    d = Daemon(tmp_path).start()
+    # Another user's VM directory is gathered as that user, who must be
+    # able to reach it: not from pytest's root-only tmp_path.
+    d = Daemon(open_tmp_path).start()
     try:
         # In the foreground the socket listens a moment before the drop.
         wait_until(lambda: "capabilities kept: " in d.stderr(), 10, "the drop")
@@ -198,13 +220,14 @@ def test_daemon_keeps_only_what_it_needs(tmp_path, vmhostd_bin, guest_dir):
         net.setting("memory", "192M")
         app = d.guest("papp", shares={"home": home})
         app.provider("pnet")
-        # Another user's private directories: read with dac_read_search.
+        # Another user's private directories: gathered as that user.
         for path in (home, app.path):
             os.chown(path, 12345, 12345)
             os.chmod(path, 0o700)
         r = d.vm("start", "papp", timeout=180)
         assert r.returncode == 0, r.stderr + d.stderr()[-3000:]
-        # virtiofsd still gets what its sandbox needs, then keeps its six.
+        # virtiofsd still gets what its sandbox needs (in its user
+        # namespace), then keeps its six there.
         fsds = [p for p in descendants(d.proc.pid) if "virtiofsd" in cmdline(p)]
         assert fsds and all(int(status(p)["CapBnd"], 16) == 0 for p in fsds)
         d.wait_serial("pnet", READY, timeout=180)

@@ -65,7 +65,7 @@ def rss_kib(pid):
 def assert_rss_grew_less(d, before, kib):
     """Under ASan (test_asan.py) freed memory stays in quarantine."""
     if not getattr(d, "sanitized", False):
-        assert rss_kib(d.proc.pid) - before < kib
+        assert rss_kib(d.engine_pid()) - before < kib
 
 
 def timed_list(d):
@@ -166,7 +166,7 @@ def test_request_over_the_cap_is_refused_and_closed(daemon):
 
 
 def test_endless_line_keeps_memory_bounded(daemon):
-    before = rss_kib(daemon.proc.pid)
+    before = rss_kib(daemon.engine_pid())
     sent = 0
     with connect(daemon) as s:
         chunk = b"y" * 65536
@@ -270,7 +270,7 @@ def test_client_count_is_capped(daemon):
         for i in range(256):
             held.append(connect(daemon))
         # Let the daemon accept them all before the one too many.
-        wait_until(lambda: len(os.listdir(f"/proc/{daemon.proc.pid}/fd")) > 2 * 256, 10,
+        wait_until(lambda: len(os.listdir(f"/proc/{daemon.engine_pid()}/fd")) > 2 * 256, 10,
                    "256 clients accepted")
         with connect(daemon) as s:
             assert replies(s, 1) == [{"ok": False, "error":
@@ -288,7 +288,7 @@ def test_non_reader_is_paused_not_buffered(daemon):
     memory stays flat, others are answered, and when it finally reads it
     gets every reply."""
     n = 20000
-    before = rss_kib(daemon.proc.pid)
+    before = rss_kib(daemon.engine_pid())
     s = connect(daemon)
     s.setblocking(False)
     data = b'{"op":"info","name":"app"}\n' * n

@@ -91,18 +91,23 @@ def test_fds_and_sandbox(tmp_path, kernel):
             if target.startswith(("anon_inode:", "/memfd:", "socket:")):
                 continue
             assert target in allowed, f"qemu fd {fd} -> {target}"
-        # qmp, serial, console, virtio-fs, plus vhost-user's own channel.
+        # qmp, serial, console (each listening, and its one connection),
+        # virtio-fs, plus vhost-user's own channel.
         socks = [t for t in qfds.values() if t.startswith("socket:")]
-        assert 4 <= len(socks) <= 5, qfds
+        assert 7 <= len(socks) <= 8, qfds
         assert not any(t.startswith("pipe:") for t in qfds.values())
         # virtiofsd: its vhost-user socket and nothing else of ours.
         vfds = {os.readlink(f"/proc/{vpid}/fd/{fd}")
                 for fd in os.listdir(f"/proc/{vpid}/fd")}
         assert {t for t in vfds if not t.startswith(("socket:", "anon_inode:"))} \
             <= allowed, vfds
-        # Sandboxed: its own mount namespace, rooted in the share.
+        # Sandboxed: its own mount namespace, and its worker (pid 1 of
+        # a namespace of its own) rooted in the share.
         assert os.readlink(f"/proc/{vpid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
-        assert "hello.txt" in os.listdir(f"/proc/{vpid}/root")
+        worker = [int(p) for p in os.listdir("/proc") if p.isdigit() and
+                  open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1] == str(vpid)]
+        assert len(worker) == 1, worker
+        assert "hello.txt" in os.listdir(f"/proc/{worker[0]}/root")
         assert rc_ok(run)
     finally:
         run.kill()
@@ -147,4 +152,19 @@ def test_hotplug_ports_boot(tmp_path, kernel):
     root, share, run = boot(tmp_path, kernel, extra=["--hotplug", 56])
     rc = run.wait(60)
     assert rc == 0, run.stderr()[-3000:]
+    check_gone(run)
+
+
+def test_reconnect(tmp_path, kernel):
+    """launch_reconnect, as a daemon restarted under a running VM uses it:
+    after QMP, serial and console hung up, QEMU takes a new client on each
+    (QMP greets again, both consoles answer), and what the guest wrote
+    while nobody was connected is gone: QEMU keeps none of it."""
+    root, share, run = boot(tmp_path, kernel, extra=["--reconnect"])
+    rc = run.wait(120)
+    err = run.stderr()
+    assert rc == 0, err[-3000:]
+    assert "vmm-try: reconnected: QMP greeted again" in err
+    assert ("vmm-try: reconnected: console and serial answer; written while "
+            "away: serial dropped, console dropped") in err
     check_gone(run)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Write the demo config tree DEMO/svc/data from the guest kit in GUESTDIR:
-# netvm (the network provider, with an uplink) and appvm (its client, with
+# netvm (the network provider, with an uplink that may reach the host's
+# loopback) and appvm (its client, with
 # a shared dir).  Large files are symlinks into GUESTDIR.  DEMO is the data
 # root, so shared directories live under it.
 #
@@ -16,7 +17,9 @@ for vm in netvm appvm; do
 	ln -sfnr "$guest/vmlinux" "$data/$vm/vmlinux"
 	ln -sfnr "$guest/$vm.img" "$data/$vm/blk/root.img"
 done
-: >"$data/netvm/uplink"
+# The demo shows appvm reaching a service on the host's own loopback, which
+# an uplink allows only when it says so.
+echo host-loopback >"$data/netvm/uplink"
 
 mkdir -p "$data/appvm/providers/net"
 : >"$data/appvm/providers/net/netvm"

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/client.h"
+#include "common/text.h"
 
 const char *client_state_dir(const char *opt)
 {
@@ -142,16 +143,40 @@ int client_request(struct client_conn *cc, const json_t *req, json_t **reply)
 	return 0;
 }
 
+const char *cli_text(const char *s)
+{
+	static char *ring[8];
+	static unsigned int next;
+	char **slot;
+
+	if (!s)
+		return "-";
+	if (text_printable(s, strlen(s)))
+		return s;
+	/* The daemon's text (a QEMU error, a file name chosen by a VM
+	 * directory's owner) must not drive the terminal. */
+	slot = &ring[next++ % 8];
+	free(*slot);
+	*slot = text_escape(s, strlen(s), 4096, TEXT_UTF8);
+	return *slot ? *slot : "?";
+}
+
+const char *cli_str(const json_t *o, const char *key)
+{
+	return cli_text(json_string_value(json_object_get(o, key)));
+}
+
 void client_print_error(const char *verb, const json_t *reply)
 {
-	const char *msg = json_string_value(json_object_get(reply, "error"));
 	json_t *diags = json_object_get(reply, "diagnostics");
 	json_t *d;
 	size_t i;
 
 	json_array_foreach(diags, i, d)
-		fprintf(stderr, "%s\n", json_string_value(d));
-	fprintf(stderr, "vm %s: %s\n", verb, msg ? msg : "unknown error");
+		fprintf(stderr, "%s\n", cli_text(json_string_value(d)));
+	fprintf(stderr, "vm %s: %s\n", verb,
+		json_is_string(json_object_get(reply, "error")) ?
+		cli_str(reply, "error") : "unknown error");
 }
 
 int client_call(const char *verb, const char *state_dir, json_t *req,

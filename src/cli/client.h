@@ -44,6 +44,13 @@ int client_write_all(int fd, const void *p, size_t n);
 int client_show(int argc, char **argv, const char *op, bool named,
 		const char *key, void (*print_text)(json_t *value));
 
+/* s as it may be shown on a terminal: itself when printable (valid UTF-8,
+ * no control characters), else an escaped copy (common/text.h) in one of
+ * a few static buffers, valid until that many more calls.  NULL: "-". */
+const char *cli_text(const char *s);
+/* The string at key of o, through cli_text. */
+const char *cli_str(const json_t *o, const char *key);
+
 /* Print the daemon's error reply, with the loader's diagnostics. */
 void client_print_error(const char *verb, const json_t *reply);
 

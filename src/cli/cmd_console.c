@@ -7,9 +7,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
@@ -20,13 +22,16 @@
 #define CONSOLE_DETACH 0x1d /* Ctrl-] */
 
 /* Copy between the terminal (or pipes) and the daemon until detach, the
- * end of the stream, or the linger time after stdin ends. */
-static int console_pump(int sock, bool tty, int linger_ms)
+ * end of the stream, the linger time after stdin ends, or a signal on
+ * sigfd (-1: none): then its number. */
+static int console_pump(int sock, bool tty, int linger_ms, int sigfd)
 {
-	struct pollfd p[2] = {
+	struct pollfd p[3] = {
 		{ .fd = 0, .events = POLLIN },
 		{ .fd = sock, .events = POLLIN },
+		{ .fd = sigfd, .events = POLLIN },
 	};
+	struct signalfd_siginfo si;
 	char chunk[4096], *detach;
 	bool in_open = true;
 	ssize_t n;
@@ -34,13 +39,15 @@ static int console_pump(int sock, bool tty, int linger_ms)
 
 	for (;;) {
 		p[0].fd = in_open ? 0 : -1;
-		r = poll(p, 2, in_open ? -1 : linger_ms);
+		r = poll(p, 3, in_open ? -1 : linger_ms);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return -1;
 		if (r == 0)
 			return 0; /* quiet for the linger time */
+		if (p[2].revents && read(sigfd, &si, sizeof si) == sizeof si)
+			return (int)si.ssi_signo;
 		if (p[1].revents) {
 			n = read(sock, chunk, sizeof chunk);
 			if (n < 0 && errno == EINTR)
@@ -80,10 +87,11 @@ int cmd_console(int argc, char **argv)
 	struct termios saved, raw;
 	const char *state_dir = NULL;
 	json_t *req, *reply = NULL;
+	sigset_t stop_signals, old_mask;
 	double linger = 2;
 	bool tty;
 	char *end;
-	int opt, r;
+	int opt, r, sigfd = -1;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -113,18 +121,37 @@ int cmd_console(int argc, char **argv)
 	fprintf(stderr, "Connected to %s; detach with Ctrl-]%s\n", argv[optind],
 		tty ? "" : " (stdin is not a terminal: piping)");
 	if (tty) {
+		/* A signal that would end vm ends the session instead, so
+		 * that the terminal is given back as it was. */
+		sigemptyset(&stop_signals);
+		sigaddset(&stop_signals, SIGTERM);
+		sigaddset(&stop_signals, SIGHUP);
+		sigaddset(&stop_signals, SIGINT);
+		sigaddset(&stop_signals, SIGQUIT);
+		sigprocmask(SIG_BLOCK, &stop_signals, &old_mask);
+		sigfd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
 		raw = saved;
 		cfmakeraw(&raw);
 		tcsetattr(0, TCSANOW, &raw);
 	}
 	r = client_write_all(1, cc.buf, cc.len) < 0 ? -1 : 0;
 	if (r == 0)
-		r = console_pump(cc.fd, tty, (int)(linger * 1000));
+		r = console_pump(cc.fd, tty, (int)(linger * 1000), sigfd);
 	if (tty) {
 		tcsetattr(0, TCSANOW, &saved);
 		fprintf(stderr, "\r\nDetached from %s\n", argv[optind]);
 	}
 	client_close(&cc);
+	if (tty) {
+		if (sigfd >= 0)
+			close(sigfd);
+		/* End as the signal would have ended vm. */
+		if (r > 0)
+			signal(r, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
+		if (r > 0)
+			raise(r);
+	}
 	return r < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 
 usage:

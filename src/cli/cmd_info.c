@@ -8,9 +8,7 @@
 
 static const char *info_str(json_t *o, const char *key)
 {
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? s : "-";
+	return cli_str(o, key);
 }
 
 /* One inter-VM link: the peer, addresses, host interfaces, state. */
@@ -83,7 +81,7 @@ static void info_print(json_t *vm)
 		printf("logs:      %s/serial.log, qemu.log\n",
 		       info_str(vm, "state_dir"));
 	json_array_foreach(json_object_get(vm, "diagnostics"), i, x)
-		printf("config:    %s\n", json_string_value(x));
+		printf("config:    %s\n", cli_text(json_string_value(x)));
 	if (json_is_object(cfg)) {
 		printf("directory: %s\n", info_str(cfg, "dir"));
 		printf("kernel:    %s\n", info_str(cfg, "kernel"));
@@ -106,9 +104,11 @@ static void info_print(json_t *vm)
 			       info_str(x, "guest"));
 		a = json_object_get(cfg, "providers");
 		json_array_foreach(a, i, x)
-			printf("net:       provided by %s\n", json_string_value(x));
+			printf("net:       provided by %s\n", cli_text(json_string_value(x)));
 		if (json_is_true(json_object_get(cfg, "uplink")))
-			printf("net:       uplink\n");
+			printf("net:       uplink (passt)%s\n",
+			       json_is_true(json_object_get(cfg, "uplink_host_loopback")) ?
+			       ", may reach the host's loopback" : "");
 		printf("wayland:   %s\n", json_is_true(json_object_get(cfg, "wayland")) ?
 		       "requested" : "no");
 	}
@@ -116,7 +116,7 @@ static void info_print(json_t *vm)
 		info_link(x);
 	info_trace(json_object_get(vm, "start_trace"));
 	json_array_foreach(json_object_get(vm, "notes"), i, x)
-		printf("note:      %s\n", json_string_value(x));
+		printf("note:      %s\n", cli_text(json_string_value(x)));
 }
 
 int cmd_info(int argc, char **argv)

@@ -43,18 +43,20 @@ static void list_table(json_t *vms)
 	int n;
 
 	json_array_foreach(vms, i, vm) {
-		n = (int)strlen(json_string_value(json_object_get(vm, "name")));
+		n = (int)strlen(cli_str(vm, "name"));
 		if (n > wname)
 			wname = n;
 	}
 	printf("%-*s  %-*s  %-7s  %-19s  %s\n", wname, "NAME", wstate, "STATE",
 	       "PID", "SINCE", "REASON");
 	json_array_foreach(vms, i, vm) {
-		name = json_string_value(json_object_get(vm, "name"));
-		state = json_string_value(json_object_get(vm, "state"));
-		reason = json_string_value(json_object_get(vm, "reason"));
-		if (!name || !state)
+		if (!json_is_string(json_object_get(vm, "name")) ||
+		    !json_is_string(json_object_get(vm, "state")))
 			continue;
+		name = cli_str(vm, "name");
+		state = cli_str(vm, "state");
+		reason = json_is_string(json_object_get(vm, "reason")) ?
+			 cli_str(vm, "reason") : NULL;
 		if (json_is_integer(json_object_get(vm, "pid")))
 			snprintf(pid, sizeof pid, "%lld",
 				 (long long)json_integer_value(json_object_get(vm, "pid")));

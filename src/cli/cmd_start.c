@@ -29,8 +29,7 @@ int cmd_start(int argc, char **argv)
 	if (r)
 		return r;
 	vm = json_object_get(reply, "vm");
-	printf("%s: %s (pid %lld)\n", argv[optind],
-	       json_string_value(json_object_get(vm, "state")),
+	printf("%s: %s (pid %lld)\n", argv[optind], cli_str(vm, "state"),
 	       (long long)json_integer_value(json_object_get(vm, "pid")));
 	json_decref(reply);
 	return CLI_EXIT_OK;

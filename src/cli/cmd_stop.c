@@ -46,9 +46,9 @@ int cmd_stop(int argc, char **argv)
 	if (r)
 		return r;
 	vm = json_object_get(reply, "vm");
-	reason = json_string_value(json_object_get(vm, "reason"));
-	printf("%s: %s%s%s%s\n", argv[optind],
-	       json_string_value(json_object_get(vm, "state")),
+	reason = json_is_string(json_object_get(vm, "reason")) ?
+		 cli_str(vm, "reason") : NULL;
+	printf("%s: %s%s%s%s\n", argv[optind], cli_str(vm, "state"),
 	       reason ? " (" : "", reason ? reason : "", reason ? ")" : "");
 	json_decref(reply);
 	return CLI_EXIT_OK;

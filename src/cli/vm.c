@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/version.h"
 #include "config/vmconfig.h"
 
 static int vm_help(int argc, char **argv);
@@ -13,7 +14,9 @@ static int vm_help(int argc, char **argv);
 /* One row per verb, sorted by name. */
 static const struct cli_command cli_commands[] = {
 	{ "check", cmd_check,
-	  "check [--config-root DIR] [--data-root DIR] [--json] [NAME...]",
+	  "check [--config-root DIR] [--data-root DIR] [--state-dir DIR]\n"
+	  "          [--allow-block-device PATH]... [--max-memory SIZE] [--max-cpus N]\n"
+	  "          [--json] [NAME...]",
 	  "validate VM directories without starting anything" },
 	{ "console", cmd_console, "console [--linger S] [--state-dir DIR] NAME",
 	  "attach to the VM's console (Ctrl-] detaches)" },
@@ -80,7 +83,7 @@ const char *cli_config_root(const char *opt)
 
 static void vm_print_help(FILE *f)
 {
-	fputs("usage: vm VERB [OPTIONS] [ARGS]\n\nverbs:\n", f);
+	fputs("usage: vm VERB [OPTIONS] [ARGS]\n       vm --version\n\nverbs:\n", f);
 	for (size_t i = 0; i < CLI_COUNT(cli_commands); i++)
 		fprintf(f, "  %-10s %s\n             vm %s\n", cli_commands[i].name,
 			cli_commands[i].summary, cli_commands[i].usage);
@@ -128,6 +131,11 @@ int main(int argc, char **argv)
 	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
 
 	base = base ? base + 1 : argc > 0 ? argv[0] : "vm";
+	/* Under any name, alias or not. */
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		printf("%s (vmhost) %s\n", base, VMHOST_VERSION);
+		return CLI_EXIT_OK;
+	}
 	/* A console or log whose reader went away ends with EPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	for (size_t i = 0; i < CLI_COUNT(cli_aliases); i++)

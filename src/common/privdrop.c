@@ -46,31 +46,36 @@ int privdrop_bounding(uint64_t keep)
 	return 0;
 }
 
-int privdrop_apply(const struct privdrop *p)
+int privdrop_identity(uid_t uid, gid_t gid, const gid_t *groups, size_t n)
 {
 	uid_t r, e, s;
 	gid_t rg, eg, sg;
 
+	/* Groups first: after setresuid we could no longer change them. */
+	if (setgroups(n, groups) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0)
+		return -1;
+	if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0)
+		return -1;
+	if (r != uid || e != uid || s != uid || rg != gid || eg != gid ||
+	    sg != gid || (uid != 0 && setuid(0) == 0)) {
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
+
+int privdrop_apply(const struct privdrop *p)
+{
 	if (p->uid == 0 || p->gid == 0) {
 		errno = EINVAL;
 		return -1;
 	}
 	/* Empty the bounding set too, while we still may (CAP_SETPCAP): with
 	 * no_new_privs it is belt and braces. */
-	if (privdrop_bounding(0) < 0)
+	if (privdrop_bounding(0) < 0 ||
+	    privdrop_identity(p->uid, p->gid, &p->extra_gid,
+			      p->has_extra ? 1 : 0) < 0)
 		return -1;
-	/* Groups first: after setresuid we could no longer change them. */
-	if (setgroups(p->has_extra ? 1 : 0, &p->extra_gid) < 0 ||
-	    setresgid(p->gid, p->gid, p->gid) < 0 ||
-	    setresuid(p->uid, p->uid, p->uid) < 0)
-		return -1;
-	if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0)
-		return -1;
-	if (r != p->uid || e != p->uid || s != p->uid ||
-	    rg != p->gid || eg != p->gid || sg != p->gid ||
-	    setuid(0) == 0) {
-		errno = EPERM;
-		return -1;
-	}
 	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }

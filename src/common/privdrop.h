@@ -10,6 +10,7 @@
 #define VMHOST_PRIVDROP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -30,6 +31,12 @@ int privdrop_for_slot(uid_t base, unsigned int slot, bool kvm,
  * (1 << CAP_X) is not in keep; needs CAP_SETPCAP.  Async-signal-safe.
  * -1 with errno. */
 int privdrop_bounding(uint64_t keep);
+
+/* Take uid and gid (real, effective and saved) and exactly the n
+ * supplementary groups, then check it took: -1 with errno EPERM if any id
+ * differs or, for uid != 0, root could be regained.  Dropping from root to
+ * another uid clears every capability.  Async-signal-safe.  -1 with errno. */
+int privdrop_identity(uid_t uid, gid_t gid, const gid_t *groups, size_t n);
 
 /* Become p for good: setgroups, setresgid, setresuid, then no_new_privs.
  * Only async-signal-safe calls: runs in a forked child.  -1 with errno;

@@ -8,6 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define SEALCOPY_SEALS (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL)
+
+bool sealcopy_sealed(int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	return seals >= 0 && (seals & SEALCOPY_SEALS) == SEALCOPY_SEALS;
+}
+
 int sealcopy(int fd, const char *name, off_t max)
 {
 	struct stat st;
@@ -25,6 +34,10 @@ int sealcopy(int fd, const char *name, off_t max)
 		errno = EFBIG;
 		return -1;
 	}
+	/* Already such a copy (the gatherer makes one): nothing can change
+	 * it, so it can be shared. */
+	if (sealcopy_sealed(fd))
+		return fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	mfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0)
 		return -1;
@@ -39,8 +52,7 @@ int sealcopy(int fd, const char *name, off_t max)
 		if (n == 0)
 			break;
 	}
-	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW |
-		  F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+	if (fcntl(mfd, F_ADD_SEALS, SEALCOPY_SEALS) < 0)
 		goto fail;
 	return mfd;
 

@@ -103,6 +103,53 @@ static void test_json(void **state)
 	json_decref(j);
 }
 
+/* Marks made in another process (the monitor's launch) and taken here:
+ * only those between the start and now, never over a mark of our own. */
+static void test_marks_taken(void **state)
+{
+	struct start_trace there, here;
+	json_t *marks;
+	uint64_t before;
+
+	start_trace_begin(&here);
+	start_trace_begin(&there);
+	start_trace_mark(&there, START_FILES_OPENED);
+	start_trace_mark(&there, START_QEMU_EXEC);
+	marks = start_trace_marks(&there);
+	assert_non_null(marks);
+	/* Unmarked phases and the other side's start stay out. */
+	assert_int_equal(json_object_size(marks), 2);
+	assert_null(json_object_get(marks, "accepted"));
+	start_trace_mark(&here, START_QEMU_EXEC);
+	before = here.ns[START_QEMU_EXEC];
+	start_trace_take(&here, marks);
+	assert_int_equal(here.ns[START_FILES_OPENED], there.ns[START_FILES_OPENED]);
+	assert_int_equal(here.ns[START_QEMU_EXEC], before);
+	json_decref(marks);
+
+	/* Before the start, in the future, or not a number: ignored. */
+	marks = json_pack("{s:I,s:I,s:s,s:I}",
+			  "helpers_spawned", (json_int_t)here.ns[START_ACCEPTED] - 1,
+			  "qmp_greeting", (json_int_t)here.ns[START_ACCEPTED] +
+					  (json_int_t)3600000000000,
+			  "qmp_ready", "soon",
+			  "ready_line", (json_int_t)-5);
+	start_trace_take(&here, marks);
+	assert_int_equal(here.ns[START_HELPERS_SPAWNED], 0);
+	assert_int_equal(here.ns[START_QMP_GREETING], 0);
+	assert_int_equal(here.ns[START_QMP_READY], 0);
+	assert_int_equal(here.ns[START_READY_LINE], 0);
+	json_decref(marks);
+
+	/* No start here: nothing taken. */
+	memset(&here, 0, sizeof here);
+	marks = start_trace_marks(&there);
+	start_trace_take(&here, marks);
+	assert_int_equal(here.ns[START_FILES_OPENED], 0);
+	start_trace_take(&here, NULL);
+	json_decref(marks);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -111,6 +158,7 @@ int main(void)
 		cmocka_unit_test(test_ready_line_any_split),
 		cmocka_unit_test(test_first_serial_byte),
 		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_marks_taken),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

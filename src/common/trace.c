@@ -16,7 +16,7 @@ static const char *const start_phase_names[START_PHASES] = {
 	[START_READY_LINE] = "ready_line",
 };
 
-static uint64_t start_trace_now(void)
+static uint64_t start_trace_clock(void)
 {
 	struct timespec ts;
 
@@ -27,13 +27,13 @@ static uint64_t start_trace_now(void)
 void start_trace_begin(struct start_trace *t)
 {
 	memset(t, 0, sizeof *t);
-	t->ns[START_ACCEPTED] = start_trace_now();
+	t->ns[START_ACCEPTED] = start_trace_clock();
 }
 
 void start_trace_mark(struct start_trace *t, enum start_phase phase)
 {
 	if (t->ns[START_ACCEPTED] && !t->ns[phase])
-		t->ns[phase] = start_trace_now();
+		t->ns[phase] = start_trace_clock();
 }
 
 void start_trace_serial(struct start_trace *t, const char *data, size_t n)
@@ -80,4 +80,35 @@ json_t *start_trace_json(const struct start_trace *t)
 			json_real((double)(t->ns[p] - t0) / 1e6) : json_null());
 	}
 	return o;
+}
+
+json_t *start_trace_marks(const struct start_trace *t)
+{
+	json_t *o = json_object();
+
+	for (int p = START_ACCEPTED + 1; o && p < START_PHASES; p++)
+		if (t->ns[p] && json_object_set_new(o, start_phase_names[p],
+				json_integer((json_int_t)t->ns[p])) < 0) {
+			json_decref(o);
+			return NULL;
+		}
+	return o;
+}
+
+void start_trace_take(struct start_trace *t, const json_t *marks)
+{
+	uint64_t now = start_trace_clock();
+	json_int_t ns;
+	json_t *v;
+
+	if (!t->ns[START_ACCEPTED] || !json_is_object(marks))
+		return;
+	for (int p = START_ACCEPTED + 1; p < START_PHASES; p++) {
+		v = json_object_get(marks, start_phase_names[p]);
+		if (!json_is_integer(v) || t->ns[p])
+			continue;
+		ns = json_integer_value(v);
+		if (ns >= (json_int_t)t->ns[START_ACCEPTED] && (uint64_t)ns <= now)
+			t->ns[p] = (uint64_t)ns;
+	}
 }

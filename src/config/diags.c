@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
 #include "config/vmconfig.h"
 
 void diags_init(struct diags *d)
@@ -25,33 +26,7 @@ void diags_free(struct diags *d)
 
 char *vmconfig_escape(const char *s, size_t len, size_t max)
 {
-	size_t n = len < max ? len : max;
-	char *out = malloc(n * 4 + 4), *o = out;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '\\' || c == '"') {
-			*o++ = '\\';
-			*o++ = (char)c;
-		} else if (c == '\n') {
-			*o++ = '\\';
-			*o++ = 'n';
-		} else if (c == '\t') {
-			*o++ = '\\';
-			*o++ = 't';
-		} else if (c < 0x20 || c >= 0x7f) {
-			o += sprintf(o, "\\x%02x", c);
-		} else {
-			*o++ = (char)c;
-		}
-	}
-	if (len > n)
-		o = stpcpy(o, "...");
-	*o = '\0';
-	return out;
+	return text_escape(s, len, max, TEXT_ASCII);
 }
 
 int diags_vadd(struct diags *d, enum diag_level level, const char *vm,
@@ -100,6 +75,24 @@ int diags_add(struct diags *d, enum diag_level level, const char *vm,
 	r = diags_vadd(d, level, vm, path, fmt, ap);
 	va_end(ap);
 	return r;
+}
+
+int diags_append(struct diags *d, struct diags *from)
+{
+	for (size_t i = 0; i < from->count; i++) {
+		struct diag *it = &from->items[i];
+
+		if (diags_add(d, it->level, "", "", "%s", it->message) < 0)
+			return -1;
+		/* Already escaped: move them over as they are. */
+		free(d->items[d->count - 1].vm);
+		free(d->items[d->count - 1].path);
+		d->items[d->count - 1].vm = it->vm;
+		d->items[d->count - 1].path = it->path;
+		it->vm = it->path = NULL;
+	}
+	diags_free(from);
+	return 0;
 }
 
 const char *diag_level_name(enum diag_level level)

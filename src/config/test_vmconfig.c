@@ -31,9 +31,10 @@ struct t {
 
 static const char elf[64] = "\177ELF\2\1\1";
 
-static void t_path(struct t *t, const char *rel, char *out)
+/* out holds size bytes: a socket address is much shorter than PATH_MAX. */
+static void t_path(struct t *t, const char *rel, char *out, size_t size)
 {
-	snprintf(out, PATH_MAX, "%s/%s", t->root, rel);
+	assert_true((size_t)snprintf(out, size, "%s/%s", t->root, rel) < size);
 }
 
 static void t_mkdirs(const char *path)
@@ -67,7 +68,7 @@ static void t_put(struct t *t, const char *rel, const void *data, size_t len)
 	char p[PATH_MAX];
 	int fd;
 
-	t_path(t, rel, p);
+	t_path(t, rel, p, sizeof(p));
 	t_parent(p);
 	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	assert_true(fd >= 0);
@@ -84,7 +85,7 @@ static void t_dir(struct t *t, const char *rel)
 {
 	char p[PATH_MAX];
 
-	t_path(t, rel, p);
+	t_path(t, rel, p, sizeof(p));
 	t_mkdirs(p);
 }
 
@@ -92,7 +93,7 @@ static void t_link(struct t *t, const char *target, const char *rel)
 {
 	char p[PATH_MAX];
 
-	t_path(t, rel, p);
+	t_path(t, rel, p, sizeof(p));
 	t_parent(p);
 	assert_int_equal(symlink(target, p), 0);
 }
@@ -101,7 +102,7 @@ static void t_fifo(struct t *t, const char *rel)
 {
 	char p[PATH_MAX];
 
-	t_path(t, rel, p);
+	t_path(t, rel, p, sizeof(p));
 	t_parent(p);
 	assert_int_equal(mkfifo(p, 0644), 0);
 }
@@ -337,7 +338,7 @@ static void test_kernel(void **state)
 	char p[PATH_MAX];
 
 	t_vm(t, "vm");
-	t_path(t, "vm/vmlinux", p);
+	t_path(t, "vm/vmlinux", p, sizeof(p));
 	unlink(p);
 	t_invalid(t, "vm");
 	assert_error(t, "vmlinux", "missing");
@@ -407,7 +408,7 @@ static void test_disks_invalid(void **state)
 	t_link(t, "gone", "vm/blk/dangling.img");
 	t_link(t, "loop.img", "vm/blk/loop.img");
 	t_puts(t, "vm/blk/README", "not a disk");
-	t_path(t, "vm/blk/sock.img", sa.sun_path);
+	t_path(t, "vm/blk/sock.img", sa.sun_path, sizeof(sa.sun_path));
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(s);
@@ -440,7 +441,7 @@ static void test_disks_links_and_notes(void **state)
 
 	t_vm(t, "vm");
 	t_puts(t, "images/x", "disk");
-	t_path(t, "images/x", p);
+	t_path(t, "images/x", p, sizeof(p));
 	t_link(t, p, "vm/blk/linked.img");
 	t_puts(t, "vm/blk/notes.txt", "");
 	t_valid(t, "vm");
@@ -648,12 +649,16 @@ static void test_flags(void **state)
 	assert_true(t->cfg->wayland);
 	assert_true(t->cfg->uplink);
 	assert_int_equal(t->d.count, 0);
+	assert_false(t->cfg->uplink_host_loopback);
 	t_puts(t, "vm/wayland", "yes\n");
-	t_puts(t, "vm/uplink", "eth0");
+	t_puts(t, "vm/uplink", "host-loopback\n");
 	t_valid(t, "vm");
 	assert_true(t->cfg->wayland);
+	assert_true(t->cfg->uplink && t->cfg->uplink_host_loopback);
 	assert_warning(t, "wayland", "not empty (4 bytes)");
-	assert_warning(t, "uplink", "not empty (4 bytes)");
+	t_puts(t, "vm/uplink", "eth0");
+	t_invalid(t, "vm");
+	assert_error(t, "uplink", "invalid uplink setting \"eth0\": expected an empty file or \"host-loopback\"");
 
 	t_vm(t, "vm2");
 	t_dir(t, "vm2/wayland");
@@ -799,11 +804,11 @@ static void test_list(void **state)
 	t_vm(t, "a");
 	t_dir(t, "bad name");
 	t_puts(t, "file", "");
-	t_path(t, "b", p);
+	t_path(t, "b", p, sizeof(p));
 	t_link(t, p, "linked");
 	t_link(t, "nowhere", "broken");
 	/* A link to a file is no VM (the entry type alone does not say). */
-	t_path(t, "file", p);
+	t_path(t, "file", p, sizeof(p));
 	t_link(t, p, "tofile");
 	assert_int_equal(vmconfig_list(t->root, &names, &n), 0);
 	assert_int_equal(n, 5);

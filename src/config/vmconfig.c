@@ -7,9 +7,9 @@
  * of a regular file can neither hang nor be read; reads are bounded.
  *
  * Time of check and time of use: the result holds paths, not open files.
- * The daemon therefore runs vmconfig_load() again right before each start
- * and opens the kernel and disks at that moment, handing QEMU the fds
- * (vmm.h) -- never a path validated earlier, e.g. by `vm check`.
+ * A start never uses those paths: the gatherer (gather.h) runs this loader
+ * as the VM directory's owner and opens every file it names once, and the
+ * VM gets those fds.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,7 +25,6 @@
 #include "config/vmconfig.h"
 
 #define VMCONFIG_NOTES_MAX 20     /* per kind, then one summary line */
-#define VMCONFIG_GRAPH_MAX 1024   /* VMs walked looking for a provider cycle */
 
 static const char *const vmconfig_known[] = {
 	"vmlinux", "rootfs.ext4", "blk", "shared-dirs", "providers",
@@ -42,6 +41,7 @@ struct load {
 	int vmfd;
 	int err;               /* first system error, e.g. ENOMEM */
 	int depth;             /* 0 for the VM asked for, 1 for its providers */
+	unsigned int flags;    /* VMCONFIG_LOAD_* */
 	bool has_rootfs;
 	struct vm_config *cfg;
 };
@@ -101,7 +101,20 @@ static char *load_quote(struct load *l, const char *s, size_t len)
 	return r;
 }
 
-static const char *vmconfig_ftype(mode_t mode)
+/* strerror(err), and whose permissions those were when the caller says
+ * so: the gatherer loads as the VM directory's owner. */
+static const char *load_why(const struct load *l, int err)
+{
+	static char buf[128];
+
+	if ((err != EACCES && err != EPERM) || !(l->flags & VMCONFIG_LOAD_AS_OWNER))
+		return strerror(err);
+	snprintf(buf, sizeof(buf), "%s (as the VM directory's owner)",
+		 strerror(err));
+	return buf;
+}
+
+const char *vmconfig_ftype(mode_t mode)
 {
 	switch (mode & S_IFMT) {
 	case S_IFREG: return "a regular file";
@@ -132,7 +145,7 @@ static int load_stat(struct load *l, int dirfd, const char *name,
 	} else if (errno == ELOOP) {
 		load_error(l, path, "symbolic link loop (ELOOP)");
 	} else {
-		load_error(l, path, "cannot stat: %s", strerror(errno));
+		load_error(l, path, "cannot stat: %s", load_why(l, errno));
 	}
 	return -1;
 }
@@ -146,12 +159,12 @@ static DIR *load_opendir(struct load *l, int dirfd, const char *name,
 	DIR *dir;
 
 	if (fd < 0) {
-		load_error(l, path, "cannot open directory: %s", strerror(errno));
+		load_error(l, path, "cannot open directory: %s", load_why(l, errno));
 		return NULL;
 	}
 	dir = fdopendir(fd);
 	if (!dir) {
-		load_error(l, path, "cannot read directory: %s", strerror(errno));
+		load_error(l, path, "cannot read directory: %s", load_why(l, errno));
 		close(fd);
 	}
 	return dir;
@@ -230,7 +243,7 @@ static int load_open_regular(struct load *l, int dirfd, const char *name,
 			O_CLOEXEC);
 
 	if (fd < 0) {
-		load_error(l, path, "cannot open: %s", strerror(errno));
+		load_error(l, path, "cannot open: %s", load_why(l, errno));
 		return -1;
 	}
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
@@ -288,7 +301,7 @@ static int load_setting(struct load *l, const char *name, char *buf,
 	n = vmconfig_pread_all(fd, buf, VMCONFIG_SETTING_MAX + 2);
 	close(fd);
 	if (n < 0) {
-		load_error(l, name, "cannot read: %s", strerror(errno));
+		load_error(l, name, "cannot read: %s", load_why(l, errno));
 		return -1;
 	}
 	/* One trailing newline is how editors end a line, not content. */
@@ -329,7 +342,7 @@ static void load_kernel(struct load *l)
 	n = vmconfig_pread_all(fd, (char *)buf, sizeof(buf));
 	close(fd);
 	if (n < 0) {
-		load_error(l, "vmlinux", "cannot read: %s", strerror(errno));
+		load_error(l, "vmlinux", "cannot read: %s", load_why(l, errno));
 	} else if (n == 0) {
 		load_error(l, "vmlinux", "empty file; must be an uncompressed Linux kernel (ELF)");
 	} else if (n >= 4 && !memcmp(buf, "\177ELF", 4)) {
@@ -409,7 +422,7 @@ static void load_blk(struct load *l)
 	}
 	fd = openat(l->vmfd, "blk", O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
-		load_error(l, "blk", "cannot open directory: %s", strerror(errno));
+		load_error(l, "blk", "cannot open directory: %s", load_why(l, errno));
 		return;
 	}
 	if (!load_names(l, fd, ".", "blk", &names, &n)) {
@@ -482,7 +495,7 @@ static void load_share_target(struct load *l, const char *tag,
 		else if (errno == ENOENT || errno == ENOTDIR)
 			load_error(l, rel, "target does not exist");
 		else
-			load_error(l, rel, "cannot resolve: %s", strerror(errno));
+			load_error(l, rel, "cannot resolve: %s", load_why(l, errno));
 		goto out;
 	}
 	q = load_quote(l, real, strlen(real));
@@ -495,7 +508,7 @@ static void load_share_target(struct load *l, const char *tag,
 		if (!l->data_real) {
 			qd = load_quote(l, l->data_root, strlen(l->data_root));
 			load_error(l, rel, "data root \"%s\" cannot be resolved: %s",
-				   qd, strerror(errno));
+				   qd, load_why(l, errno));
 			goto out;
 		}
 	}
@@ -552,7 +565,7 @@ static void load_share(struct load *l, int sharesfd, const char *tag)
 	tagfd = openat(sharesfd, tag, O_RDONLY | O_DIRECTORY | O_NONBLOCK |
 		       O_CLOEXEC);
 	if (tagfd < 0) {
-		load_error(l, rel, "cannot open directory: %s", strerror(errno));
+		load_error(l, rel, "cannot open directory: %s", load_why(l, errno));
 		goto out;
 	}
 	/* The link itself, not its target: it must be a link. */
@@ -560,7 +573,7 @@ static void load_share(struct load *l, int sharesfd, const char *tag)
 		if (errno == ENOENT)
 			load_error(l, reldir, "missing; must be a symbolic link to the directory to share");
 		else
-			load_error(l, reldir, "cannot stat: %s", strerror(errno));
+			load_error(l, reldir, "cannot stat: %s", load_why(l, errno));
 		goto out;
 	}
 	if (!S_ISLNK(st.st_mode)) {
@@ -593,7 +606,7 @@ static void load_shares(struct load *l)
 	}
 	fd = openat(l->vmfd, "shared-dirs", O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
-		load_error(l, "shared-dirs", "cannot open directory: %s", strerror(errno));
+		load_error(l, "shared-dirs", "cannot open directory: %s", load_why(l, errno));
 		return;
 	}
 	if (load_names(l, fd, ".", "shared-dirs", &tags, &n)) {
@@ -602,6 +615,9 @@ static void load_shares(struct load *l)
 		vmconfig_list_free(tags, n);
 	}
 	close(fd);
+	if (l->cfg->share_count > VMCONFIG_SHARES_MAX && !l->err)
+		load_error(l, "shared-dirs", "%zu shares; at most %d are supported (each takes a PCI slot and a virtiofsd)",
+			   l->cfg->share_count, VMCONFIG_SHARES_MAX);
 }
 
 static bool vmconfig_keep_name(int dirfd, const struct dirent *de)
@@ -637,65 +653,73 @@ struct graph_node {
 	size_t parent; /* index of the node that has this one as provider */
 };
 
-/* Breadth-first from this VM along providers/net: the first path back to
+/* "name -> ... -> nodes[head] -> name", walking parents back to node 0. */
+static char *vmconfig_cycle_text(const struct graph_node *nodes, size_t head,
+				 const char *name)
+{
+	size_t len = 2 * strlen(name) + 5, k;
+	char *msg, *p;
+
+	for (k = head; k; k = nodes[k].parent)
+		len += strlen(nodes[k].name) + 4;
+	msg = malloc(len);
+	if (!msg)
+		return NULL;
+	/* Write the path backwards from the end. */
+	p = msg + len - 1;
+	*p = '\0';
+	p -= strlen(name);
+	memcpy(p, name, strlen(name));
+	for (k = head; ; k = nodes[k].parent) {
+		p -= 4;
+		memcpy(p, " -> ", 4);
+		p -= strlen(nodes[k].name);
+		memcpy(p, nodes[k].name, strlen(nodes[k].name));
+		if (k == 0)
+			break;
+	}
+	memmove(msg, p, strlen(p) + 1);
+	return msg;
+}
+
+/* Breadth-first from name along the provider edges: the first path back to
  * it is the shortest cycle through it.  Cycles not through this VM belong
  * to the VMs on them (and make the provider invalid, reported there). */
-static void load_cycle(struct load *l)
+int vmconfig_find_cycle(const char *name, vmconfig_providers_fn *providers,
+			void *arg, struct diags *diags)
 {
 	struct graph_node *nodes;
-	size_t count = 1, head = 0;
-	char **next = NULL, *msg = NULL;
-	size_t nnext = 0;
+	size_t count = 1, head = 0, nnext = 0, hop;
+	char **next = NULL, *msg, *rel;
+	int r = 0;
 
 	nodes = calloc(VMCONFIG_GRAPH_MAX, sizeof(*nodes));
-	if (!nodes) {
-		load_oom(l);
-		return;
-	}
-	nodes[0].name = (char *)l->name;
-	for (; head < count && !l->err; head++) {
-		if (vmconfig_read_providers(l->rootfd, nodes[head].name, &next,
-					    &nnext) < 0) {
-			load_oom(l);
+	if (!nodes)
+		return -1;
+	nodes[0].name = (char *)name;
+	for (; head < count; head++) {
+		if (providers(arg, nodes[head].name, &next, &nnext) < 0) {
+			r = -1;
 			break;
 		}
 		for (size_t i = 0; i < nnext; i++) {
 			bool seen = false;
 
-			if (!strcmp(next[i], l->name) && head > 0) {
-				/* Found: l->name -> ... -> nodes[head] -> l->name. */
-				size_t len = strlen(l->name) + 1, k = head, hop = head;
-
-				while (k) {
-					len += strlen(nodes[k].name) + 4;
-					hop = k;
-					k = nodes[k].parent;
-				}
-				len += strlen(l->name) + 4;
-				msg = malloc(len);
-				if (!msg) {
-					load_oom(l);
+			if (!strcmp(next[i], name) && head > 0) {
+				/* Found: name -> ... -> nodes[head] -> name. */
+				for (hop = head; nodes[hop].parent; hop = nodes[hop].parent)
+					;
+				msg = vmconfig_cycle_text(nodes, head, name);
+				if (!msg || asprintf(&rel, "providers/net/%s",
+						     nodes[hop].name) < 0) {
+					free(msg);
+					r = -1;
 					goto done;
 				}
-				/* Write the path backwards from the end. */
-				char *p = msg + len - 1;
-
-				*p = '\0';
-				p -= strlen(l->name);
-				memcpy(p, l->name, strlen(l->name));
-				for (k = head; ; k = nodes[k].parent) {
-					p -= 4;
-					memcpy(p, " -> ", 4);
-					p -= strlen(nodes[k].name);
-					memcpy(p, nodes[k].name, strlen(nodes[k].name));
-					if (k == 0)
-						break;
-				}
-				char *rel = load_join(l, "providers/net",
-						      nodes[hop].name);
-
-				load_error(l, rel, "provider cycle: %s", p);
+				r = diags_add(diags, DIAG_ERROR, name, rel,
+					      "provider cycle: %s", msg) < 0 ? -1 : 1;
 				free(rel);
+				free(msg);
 				goto done;
 			}
 			for (size_t k = 0; k < count; k++)
@@ -713,16 +737,50 @@ static void load_cycle(struct load *l)
 		nnext = 0;
 	}
 done:
-	free(msg);
 	vmconfig_list_free(next, nnext);
 	for (size_t k = 1; k < count; k++)
 		free(nodes[k].name);
 	free(nodes);
+	if (r < 0)
+		errno = ENOMEM;
+	return r;
+}
+
+static int load_read_providers(void *arg, const char *vm, char ***names,
+			       size_t *count)
+{
+	const struct load *l = arg;
+
+	return vmconfig_read_providers(l->rootfd, vm, names, count);
+}
+
+static void load_cycle(struct load *l)
+{
+	if (vmconfig_find_cycle(l->name, load_read_providers, l, l->d) < 0)
+		load_oom(l);
+}
+
+int vmconfig_diag_bad_provider(struct diags *diags, const char *vm,
+			       const char *prov, size_t errors)
+{
+	char *rel;
+	int r;
+
+	if (asprintf(&rel, "providers/net/%s", prov) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	r = diags_add(diags, DIAG_ERROR, vm, rel,
+		      "provider \"%s\" is not a valid VM (%zu error%s; see vm check %s)",
+		      prov, errors, errors == 1 ? "" : "s", prov);
+	free(rel);
+	return r;
 }
 
 static int load_vm(const struct vmconfig_roots *roots, int rootfd,
 		   const char *root, const char *name, int depth,
-		   struct vm_config **out, struct diags *diags);
+		   unsigned int flags, int vmfd, struct vm_config **out,
+		   struct diags *diags);
 
 /* A provider must name another VM of the config root. */
 static bool load_provider_name(struct load *l, const char *prov,
@@ -751,20 +809,18 @@ static void load_provider_valid(struct load *l, const char *prov)
 	struct vmconfig_roots roots = { l->root, l->data_root };
 	struct vm_config *pc = NULL;
 	struct diags pd;
-	char *rel = load_join(l, "providers/net", prov);
 
 	diags_init(&pd);
-	if (rel && load_vm(&roots, l->rootfd, l->root, prov, l->depth + 1,
-			   &pc, &pd) < 0) {
-		if (errno == EINVAL)
-			load_error(l, rel, "provider \"%s\" is not a valid VM (%zu error%s; see vm check %s)",
-				   prov, pd.errors, pd.errors == 1 ? "" : "s", prov);
-		else if (!l->err)
-			l->err = errno;
+	if (load_vm(&roots, l->rootfd, l->root, prov, l->depth + 1, l->flags,
+		    -1, &pc, &pd) < 0) {
+		if (errno != EINVAL)
+			l->err = l->err ? l->err : errno;
+		else if (vmconfig_diag_bad_provider(l->d, l->name, prov,
+						    pd.errors) < 0)
+			load_oom(l);
 	}
 	vmconfig_free(pc);
 	diags_free(&pd);
-	free(rel);
 }
 
 static void load_providers(struct load *l)
@@ -819,7 +875,10 @@ static void load_providers(struct load *l)
 		free(rel);
 	}
 	vmconfig_list_free(names, n);
-	if (l->err)
+	if (c->provider_count > VMCONFIG_PROVIDERS_MAX && !l->err)
+		load_error(l, "providers/net", "%zu providers; at most %d are supported (each link takes a PCI slot)",
+			   c->provider_count, VMCONFIG_PROVIDERS_MAX);
+	if (l->err || (l->flags & VMCONFIG_LOAD_PROVIDER_NAMES))
 		return;
 	errors = l->d->errors;
 	load_cycle(l);
@@ -831,7 +890,7 @@ static void load_providers(struct load *l)
 		load_provider_valid(l, c->providers[i]);
 }
 
-/* wayland, uplink: present or not; contents ignored. */
+/* wayland: present or not; contents ignored. */
 static bool load_flag(struct load *l, const char *name)
 {
 	struct stat st;
@@ -854,6 +913,29 @@ static void vmconfig_rstrip(char *s, size_t *len)
 	while (*len && (s[*len - 1] == ' ' || s[*len - 1] == '\t' ||
 			s[*len - 1] == '\n' || s[*len - 1] == '\r'))
 		s[--*len] = '\0';
+}
+
+/* uplink: empty, or "host-loopback" to let the guest reach the host's
+ * loopback services through the uplink's gateway address. */
+static void load_uplink(struct load *l)
+{
+	char buf[VMCONFIG_SETTING_MAX + 2], *q;
+	size_t len;
+
+	if (load_setting(l, "uplink", buf, &len) <= 0)
+		return;
+	vmconfig_rstrip(buf, &len);
+	l->cfg->uplink = true;
+	if (!len)
+		return;
+	if (strlen(buf) == len && !strcmp(buf, VMCONFIG_UPLINK_HOST_LOOPBACK)) {
+		l->cfg->uplink_host_loopback = true;
+		return;
+	}
+	q = load_quote(l, buf, len);
+	load_error(l, "uplink", "invalid uplink setting \"%s\": expected an empty file or \"%s\"",
+		   q, VMCONFIG_UPLINK_HOST_LOOPBACK);
+	free(q);
 }
 
 static void load_settings(struct load *l)
@@ -898,7 +980,7 @@ static void load_settings(struct load *l)
 					      VMCONFIG_CMDLINE_ROOTFS :
 					      VMCONFIG_CMDLINE_BLK);
 	l->cfg->wayland = load_flag(l, "wayland");
-	l->cfg->uplink = load_flag(l, "uplink");
+	load_uplink(l);
 }
 
 static void load_unknown(struct load *l)
@@ -957,7 +1039,7 @@ static int load_open_vm(struct load *l)
 		if (errno == ENOENT)
 			load_error(l, ".", "no such VM: no directory with this name in the config root \"%s\"", q);
 		else
-			load_error(l, ".", "cannot stat: %s", strerror(errno));
+			load_error(l, ".", "cannot stat: %s", load_why(l, errno));
 		free(q);
 		return -1;
 	}
@@ -968,22 +1050,60 @@ static int load_open_vm(struct load *l)
 	l->vmfd = openat(l->rootfd, l->name, O_RDONLY | O_DIRECTORY |
 			 O_NONBLOCK | O_CLOEXEC);
 	if (l->vmfd < 0) {
-		load_error(l, ".", "cannot open directory: %s", strerror(errno));
+		load_error(l, ".", "cannot open directory: %s", load_why(l, errno));
 		return -1;
 	}
 	return 0;
 }
 
-static int load_vm(const struct vmconfig_roots *roots, int rootfd,
-		   const char *root, const char *name, int depth,
-		   struct vm_config **out, struct diags *diags)
+static void load_check_name(struct load *l)
+{
+	char *q;
+
+	if (vmconfig_name_valid(l->name))
+		return;
+	q = load_quote(l, l->name, strlen(l->name));
+	load_error(l, ".", "invalid VM name \"%s\": use 1 to %d characters from A-Z a-z 0-9 . _ -, not starting with . or -",
+		   q, VMCONFIG_NAME_MAX);
+	free(q);
+}
+
+int vmconfig_open_vm(int rootfd, const char *root, const char *name,
+		     struct diags *diags)
 {
 	struct load l = {
 		.name = name, .d = diags, .root = root, .rootfd = rootfd,
-		.vmfd = -1, .depth = depth,
+		.vmfd = -1,
+	};
+	struct diags why;
+
+	diags_init(&why);
+	l.d = &why;
+	if (load_open_vm(&l) == 0) {
+		diags_free(&why);
+		return l.vmfd;
+	}
+	/* In the order a load reports them: the name, then the directory. */
+	l.d = diags;
+	load_check_name(&l);
+	if (diags_append(diags, &why) < 0)
+		load_oom(&l);
+	diags_free(&why);
+	errno = l.err ? l.err : EINVAL;
+	return -1;
+}
+
+static int load_vm(const struct vmconfig_roots *roots, int rootfd,
+		   const char *root, const char *name, int depth,
+		   unsigned int flags, int vmfd, struct vm_config **out,
+		   struct diags *diags)
+{
+	struct load l = {
+		.name = name, .d = diags, .root = root, .rootfd = rootfd,
+		.vmfd = -1, .depth = depth, .flags = flags,
 	};
 	size_t errors = diags->errors;
-	char *data_default = NULL, *q;
+	char *data_default = NULL;
 
 	*out = NULL;
 	l.data_root = roots->data_root;
@@ -1003,14 +1123,16 @@ static int load_vm(const struct vmconfig_roots *roots, int rootfd,
 	l.cfg->memory = VMCONFIG_DEFAULT_MEMORY;
 	l.cfg->cpus = VMCONFIG_DEFAULT_CPUS;
 	memcpy(l.cfg->name, name, strnlen(name, VMCONFIG_NAME_MAX));
-	if (!vmconfig_name_valid(name)) {
-		q = load_quote(&l, name, strlen(name));
-		load_error(&l, ".", "invalid VM name \"%s\": use 1 to %d characters from A-Z a-z 0-9 . _ -, not starting with . or -",
-			   q, VMCONFIG_NAME_MAX);
-		free(q);
-	}
-	if (load_open_vm(&l) < 0)
+	load_check_name(&l);
+	if (vmfd >= 0) {
+		l.vmfd = fcntl(vmfd, F_DUPFD_CLOEXEC, 3);
+		if (l.vmfd < 0) {
+			l.err = errno;
+			goto out;
+		}
+	} else if (load_open_vm(&l) < 0) {
 		goto out;
+	}
 	l.cfg->dir = load_join(&l, root, name);
 	if (!l.cfg->dir)
 		goto out;
@@ -1034,9 +1156,18 @@ out:
 	return -1;
 }
 
+int vmconfig_load_at(const struct vmconfig_roots *roots, int rootfd, int vmfd,
+		     const char *name, unsigned int flags,
+		     struct vm_config **out, struct diags *diags)
+{
+	return load_vm(roots, rootfd, roots->config_root, name, 0, flags, vmfd,
+		       out, diags);
+}
+
 int vmconfig_load(const struct vmconfig_roots *roots, const char *name,
 		  struct vm_config **out, struct diags *diags)
 {
+	struct vmconfig_roots resolved = *roots;
 	char *root;
 	int rootfd, r, saved;
 
@@ -1058,7 +1189,8 @@ int vmconfig_load(const struct vmconfig_roots *roots, const char *name,
 		errno = saved;
 		return -1;
 	}
-	r = load_vm(roots, rootfd, root, name, 0, out, diags);
+	resolved.config_root = root;
+	r = vmconfig_load_at(&resolved, rootfd, -1, name, 0, out, diags);
 	saved = errno;
 	close(rootfd);
 	free(root);

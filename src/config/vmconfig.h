@@ -2,9 +2,10 @@
  * struct vm_config, collecting every problem found as a diagnostic.
  *
  * No global state.  Nothing is opened in a way that can block (FIFOs,
- * devices) or follow a link where none is allowed.  The daemon loads a VM's
- * config right before each start and opens every file it hands to the VMM
- * at that moment (see docs/vm-directory.md, "Time of check and use").
+ * devices) or follow a link where none is allowed.  The result names
+ * files by path; a start opens them through the gatherer (gather.h), as
+ * the directory's owner, and uses only those fds (docs/vm-directory.md,
+ * "Time of check and use").
  */
 #ifndef VMHOST_VMCONFIG_H
 #define VMHOST_VMCONFIG_H
@@ -13,10 +14,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define VMCONFIG_NAME_MAX 64
 #define VMCONFIG_TAG_MAX 36 /* virtio-fs tag limit */
 #define VMCONFIG_DISKS_MAX 16 /* rootfs.ext4 and blk images together */
+#define VMCONFIG_SHARES_MAX 16 /* each a PCI device and a virtiofsd */
+#define VMCONFIG_PROVIDERS_MAX 16 /* each a NIC in a PCI slot */
 #define VMCONFIG_DEFAULT_MEMORY (1ull << 30)
 #define VMCONFIG_DEFAULT_CPUS 1u
 #define VMCONFIG_DEFAULT_CONFIG_ROOT "/ext/svc/data"
@@ -27,6 +31,7 @@
 #define VMCONFIG_SETTING_MAX 4096 /* bytes in memory, cpus, cmdline */
 #define VMCONFIG_CMDLINE_ROOTFS "console=ttyS0 root=/dev/vda"
 #define VMCONFIG_CMDLINE_BLK "console=ttyS0 root=PARTLABEL=root"
+#define VMCONFIG_UPLINK_HOST_LOOPBACK "host-loopback"
 
 enum diag_level { DIAG_NOTE, DIAG_WARNING, DIAG_ERROR };
 
@@ -70,6 +75,7 @@ struct vm_config {
 	size_t provider_count;
 	bool wayland;
 	bool uplink;
+	bool uplink_host_loopback;  /* uplink says "host-loopback" */
 	uint64_t memory;            /* bytes */
 	unsigned int cpus;
 	char *cmdline;              /* kernel command line (default or file) */
@@ -113,12 +119,19 @@ int vmconfig_check_cmdline(const char *s, size_t len, const char **why);
 /* Edit distance between a and b, capped at cap+1 (for typo hints). */
 size_t vmconfig_edit_distance(const char *a, const char *b, size_t cap);
 
+/* "a regular file", "a FIFO", "a block device"... for messages. */
+const char *vmconfig_ftype(mode_t mode);
+
 /* Whether tag is a valid virtio-fs tag: 1..36 of [A-Za-z0-9._-]. */
 bool vmconfig_tag_valid(const char *tag);
 
 /* Whether name is a valid VM name: 1..64 of [A-Za-z0-9._-], not starting
  * with '.' or '-'. */
 bool vmconfig_name_valid(const char *name);
+
+/* Append every item of from to d (moved: from is empty afterwards).
+ * -1 with errno ENOMEM. */
+int diags_append(struct diags *d, struct diags *from);
 
 /* Load and validate one VM.  Every problem goes to diags.  Returns 0 and
  * sets *out when the VM is valid (warnings and notes allowed); returns -1
@@ -127,6 +140,51 @@ bool vmconfig_name_valid(const char *name);
  * the config root. */
 int vmconfig_load(const struct vmconfig_roots *roots, const char *name,
 		  struct vm_config **out, struct diags *diags);
+
+/* vmconfig_load_at flags. */
+enum {
+	/* providers/net: check each name (valid, not the VM itself, a
+	 * directory in the config root) but neither cycles nor whether the
+	 * providers are valid VMs: the caller does (gather.h, which checks
+	 * each provider as its own owner). */
+	VMCONFIG_LOAD_PROVIDER_NAMES = 1,
+	/* Permission errors say "(as the VM directory's owner)". */
+	VMCONFIG_LOAD_AS_OWNER = 2,
+};
+
+/* vmconfig_load for an open config root: roots->config_root is rootfd's
+ * resolved path (for messages and the paths in the result).  vmfd >= 0 is
+ * the VM's directory, already open (used as is, not closed); -1 opens
+ * NAME from rootfd. */
+int vmconfig_load_at(const struct vmconfig_roots *roots, int rootfd, int vmfd,
+		     const char *name, unsigned int flags,
+		     struct vm_config **out, struct diags *diags);
+
+/* Open CONFIG_ROOT/name as a load does (O_RDONLY|O_DIRECTORY|O_CLOEXEC,
+ * links followed); root is rootfd's path, for messages.  On failure
+ * reports what a load would (an invalid name, no such VM, not a
+ * directory, ...) and returns -1 with errno EINVAL (or ENOMEM). */
+int vmconfig_open_vm(int rootfd, const char *root, const char *name,
+		     struct diags *diags);
+
+/* The provider names of VM vm, sorted and malloc'd (vmconfig_list_free),
+ * for the cycle search; none (NULL, 0) when it has none or they cannot be
+ * read.  -1 with errno on a system error. */
+typedef int vmconfig_providers_fn(void *arg, const char *vm, char ***names,
+				  size_t *count);
+
+/* Search breadth-first along the provider edges for the shortest cycle
+ * back to name and report it on name ("providers/net/HOP: provider cycle:
+ * a -> b -> a").  At most VMCONFIG_GRAPH_MAX VMs are walked.  Returns 1
+ * if a cycle was reported, 0 if none, -1 with errno ENOMEM. */
+int vmconfig_find_cycle(const char *name, vmconfig_providers_fn *providers,
+			void *arg, struct diags *diags);
+#define VMCONFIG_GRAPH_MAX 1024
+
+/* Report on vm that its provider prov is not a valid VM (it has errors
+ * errors).  -1 with errno ENOMEM. */
+int vmconfig_diag_bad_provider(struct diags *diags, const char *vm,
+			       const char *prov, size_t errors);
 
 void vmconfig_free(struct vm_config *cfg);
 

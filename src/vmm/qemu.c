@@ -112,14 +112,17 @@ static void qemu_uplink_mac(const char *name, char *buf)
  * told its TSC rate: otherwise its kernel calibrates the TSC against the
  * PIT, which fails now and then on a busy host, and with no HPET, no PM
  * timer and no IRQ0 override in microvm's tables nothing else keeps time
- * and the boot hangs.  And only while its virtio devices fit. */
+ * and the boot hangs.  And only while its virtio devices fit.  A VM with
+ * the vhost-user-vsock device stays on q35: vmhost-vsock and the guest's
+ * relay have not been tried on virtio-mmio. */
 static bool qemu_microvm(const struct vmm_launch *l)
 {
 	const struct vm_config *c = l->cfg;
 	size_t devices = 1 + c->disk_count + c->share_count + l->nic_count +
 			 (c->uplink ? 1 : 0);
 
-	return !l->hotplug_ports && devices <= QEMU_MICROVM_TRANSPORTS &&
+	return !l->hotplug_ports && !l->vsock &&
+	       devices <= QEMU_MICROVM_TRANSPORTS &&
 	       (l->accel == VMM_ACCEL_KVM || l->tsc_khz);
 }
 
@@ -181,15 +184,21 @@ static int qemu_args_machine(struct qemu_argv *a, const struct vmm_launch *l)
 		errno = EINVAL;
 		return -1;
 	}
-	if (qemu_arg(a, VMM_QEMU_PATH) ||
+	if (qemu_arg(a, "%s", l->qemu ? l->qemu : VMM_QEMU_PATH) ||
 	    qemu_arg(a, "-name") || qemu_arg(a, "guest=%s,debug-threads=on", c->name) ||
+	    /* Paused until the caller has connected to serial and console
+	     * (launch.h): no byte of the guest's is lost. */
+	    qemu_arg(a, "-S") ||
 	    qemu_arg(a, "-nodefaults") || qemu_arg(a, "-no-user-config") ||
 	    qemu_arg(a, "-display") || qemu_arg(a, "none") ||
 	    /* QEMU refuses -machine accel= together with -accel. */
 	    qemu_args_machine_type(a, l) || qemu_arg(a, "-accel"))
 		return -1;
+	/* TCG's code cache is memory the VM's cgroup pays for (launch.h):
+	 * a fixed size, not QEMU's default that grows towards 1 GiB. */
 	if (kvm ? qemu_arg(a, "kvm") :
-	    c->cpus > 1 ? qemu_arg(a, "tcg,thread=multi") : qemu_arg(a, "tcg"))
+	    qemu_arg(a, "tcg,tb-size=%u%s", VMM_TCG_TB_MIB,
+		     c->cpus > 1 ? ",thread=multi" : ""))
 		return -1;
 	/* Guest RAM is always shareable memfd: virtio-fs needs it, and one
 	 * path for every VM is one path to test. */
@@ -236,16 +245,20 @@ static int qemu_args_chardevs(struct qemu_argv *a, const struct vmm_launch *l)
 		errno = EINVAL;
 		return -1;
 	}
+	/* Listening sockets: QEMU takes one client at a time on each, and
+	 * the next after a hang-up (a restarted daemon, launch.h). */
 	return qemu_arg(a, "-chardev") ||
-	       qemu_arg(a, "socket,id=qmp,fd=%d", l->qmp_fd) ||
+	       qemu_arg(a, "socket,id=qmp,fd=%d,server=on,wait=off", l->qmp_fd) ||
 	       qemu_arg(a, "-mon") || qemu_arg(a, "chardev=qmp,mode=control") ||
 	       qemu_arg(a, "-chardev") ||
-	       qemu_arg(a, "socket,id=serial0,fd=%d", l->serial_fd) ||
+	       qemu_arg(a, "socket,id=serial0,fd=%d,server=on,wait=off",
+			l->serial_fd) ||
 	       qemu_arg(a, "-serial") || qemu_arg(a, "chardev:serial0") ||
 	       qemu_arg(a, "-device") ||
 	       qemu_arg(a, "virtio-serial-%s,id=vser0", qemu_virtio(l)) ||
 	       qemu_arg(a, "-chardev") ||
-	       qemu_arg(a, "socket,id=hvc0,fd=%d", l->console_fd) ||
+	       qemu_arg(a, "socket,id=hvc0,fd=%d,server=on,wait=off",
+			l->console_fd) ||
 	       qemu_arg(a, "-device") ||
 	       qemu_arg(a, "virtconsole,chardev=hvc0,bus=vser0.0") ? -1 : 0;
 }
@@ -334,12 +347,40 @@ static int qemu_args_nics(struct qemu_argv *a, const struct vmm_launch *l)
 	}
 	if (!l->cfg->uplink)
 		return 0;
+	if (l->uplink_fd < 0) {
+		errno = EINVAL;
+		return -1;
+	}
 	qemu_uplink_mac(l->cfg->name, mac);
-	return qemu_arg(a, "-netdev") || qemu_arg(a, "user,id=uplink") ||
+	/* passt at the other end (launch.h): QEMU itself has no network. */
+	return qemu_arg(a, "-netdev") ||
+	       qemu_arg(a, "stream,id=uplink,server=off,addr.type=fd,addr.str=%d",
+			l->uplink_fd) ||
 	       qemu_arg(a, "-device") ||
 	       qemu_arg(a, "virtio-net-%s,id=uplink0,netdev=uplink,mac=%s",
 			qemu_virtio(l), mac)
 	       ? -1 : 0;
+}
+
+static int qemu_args_vsock(struct qemu_argv *a, const struct vmm_launch *l)
+{
+	if (!l->vsock)
+		return 0;
+	if (l->vsock_fd < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* The guest CID is the backend's to give (GET_CONFIG). */
+	if (qemu_arg(a, "-chardev") ||
+	    qemu_arg(a, "socket,id=vsock,fd=%d", l->vsock_fd) ||
+	    qemu_arg(a, "-device") ||
+	    qemu_arg(a, "vhost-user-vsock-pci,id=vsock0,chardev=vsock"))
+		return -1;
+	if (!l->cfg->wayland)
+		return 0;
+	return qemu_arg(a, "-fw_cfg") ||
+	       qemu_arg(a, "name=opt/vmhost/wayland-port,string=%u",
+			VMM_WAYLAND_VSOCK_PORT) ? -1 : 0;
 }
 
 int vmm_argv(const struct vmm_launch *l, char ***argv)
@@ -355,7 +396,8 @@ int vmm_argv(const struct vmm_launch *l, char ***argv)
 	 * placed after them in argv order (so disks enumerate in order). */
 	if (qemu_args_machine(&a, l) < 0 || qemu_args_hotplug(&a, l) < 0 ||
 	    qemu_args_chardevs(&a, l) < 0 || qemu_args_disks(&a, l) < 0 ||
-	    qemu_args_shares(&a, l) < 0 || qemu_args_nics(&a, l) < 0)
+	    qemu_args_shares(&a, l) < 0 || qemu_args_nics(&a, l) < 0 ||
+	    qemu_args_vsock(&a, l) < 0)
 		goto err;
 	*argv = a.v;
 	return 0;
@@ -369,7 +411,8 @@ err:
 int vmm_launch_fds(const struct vmm_launch *l, int **fds, size_t *count)
 {
 	const struct vm_config *c = l->cfg;
-	size_t n = 0, max = 4 + c->disk_count + c->share_count + l->nic_count;
+	/* kernel, QMP, serial, console, uplink, vsock, and the lists */
+	size_t n = 0, max = 6 + c->disk_count + c->share_count + l->nic_count;
 	int *v = calloc(max, sizeof(*v));
 
 	if (!v)
@@ -384,6 +427,10 @@ int vmm_launch_fds(const struct vmm_launch *l, int **fds, size_t *count)
 		v[n++] = l->virtiofs_fds[i];
 	for (size_t i = 0; i < l->nic_count; i++)
 		v[n++] = l->nics[i].tap_fd;
+	if (l->vsock)
+		v[n++] = l->vsock_fd;
+	if (c->uplink)
+		v[n++] = l->uplink_fd;
 	*fds = v;
 	*count = n;
 	return 0;

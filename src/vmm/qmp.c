@@ -13,7 +13,8 @@
 
 struct qmp_codec {
 	char *buf;        /* bytes of the current, incomplete line(s) */
-	size_t len;
+	size_t off;       /* consumed bytes at the start of buf */
+	size_t len;       /* bytes in buf after off */
 	size_t cap;
 	size_t max_msg;
 	size_t scanned;   /* prefix of buf known to hold no newline */
@@ -40,12 +41,18 @@ void qmp_codec_free(struct qmp_codec *c)
 	free(c);
 }
 
+/* Popping only advances off, so that a burst of small messages costs one
+ * move here rather than one per message. */
 static int qmp_reserve(struct qmp_codec *c, size_t more)
 {
 	size_t want = c->len + more, ncap;
 	char *nbuf;
 
-	if (want <= c->cap)
+	if (c->off && c->off + want > c->cap) {
+		memmove(c->buf, c->buf + c->off, c->len);
+		c->off = 0;
+	}
+	if (c->off + want <= c->cap)
 		return 0;
 	ncap = c->cap ? c->cap : 4096;
 	while (ncap < want)
@@ -91,7 +98,7 @@ int qmp_feed(struct qmp_codec *c, const void *data, size_t len)
 		}
 		if (qmp_reserve(c, chunk) < 0)
 			return -1;
-		memcpy(c->buf + c->len, p, chunk);
+		memcpy(c->buf + c->off + c->len, p, chunk);
 		c->len += chunk;
 		c->tail = nl ? 0 : c->tail + chunk;
 		p += chunk;
@@ -102,9 +109,18 @@ int qmp_feed(struct qmp_codec *c, const void *data, size_t len)
 
 static void qmp_consume(struct qmp_codec *c, size_t n)
 {
-	memmove(c->buf, c->buf + n, c->len - n);
+	c->off += n;
 	c->len -= n;
 	c->scanned = 0;
+	if (!c->len)
+		c->off = 0;
+}
+
+bool qmp_has_line(const struct qmp_codec *c)
+{
+	return c->overflows ||
+	       (c->len > c->scanned &&
+		memchr(c->buf + c->off + c->scanned, '\n', c->len - c->scanned));
 }
 
 static int qmp_get_id(json_t *root, struct qmp_msg *m)
@@ -175,26 +191,30 @@ int qmp_pop(struct qmp_codec *c, struct qmp_msg *m)
 		errno = EMSGSIZE;
 		return -1;
 	}
+	if (!c->len)
+		return 0;
 	for (;;) {
+		char *line = c->buf + c->off;
+
 		nl = c->len > c->scanned ?
-			memchr(c->buf + c->scanned, '\n', c->len - c->scanned) :
+			memchr(line + c->scanned, '\n', c->len - c->scanned) :
 			NULL;
 		if (!nl) {
 			c->scanned = c->len;
 			return 0;
 		}
-		linelen = (size_t)(nl - c->buf);
+		linelen = (size_t)(nl - line);
 		/* Blank lines (QEMU sends "\r\n") carry nothing. */
 		size_t k = 0;
 		/* Not strchr: it would match a NUL, its terminator. */
-		while (k < linelen && (c->buf[k] == ' ' || c->buf[k] == '\t' ||
-				       c->buf[k] == '\r'))
+		while (k < linelen && (line[k] == ' ' || line[k] == '\t' ||
+				       line[k] == '\r'))
 			k++;
 		if (k < linelen)
 			break;
 		qmp_consume(c, linelen + 1);
 	}
-	root = json_loadb(c->buf, linelen, JSON_REJECT_DUPLICATES, &jerr);
+	root = json_loadb(c->buf + c->off, linelen, JSON_REJECT_DUPLICATES, &jerr);
 	qmp_consume(c, linelen + 1);
 	if (!root) {
 		errno = EBADMSG;

@@ -53,6 +53,9 @@ int qmp_feed(struct qmp_codec *c, const void *buf, size_t len);
  * not a QMP message) or ENOMEM; call again for the next line. */
 int qmp_pop(struct qmp_codec *c, struct qmp_msg *msg);
 void qmp_msg_clear(struct qmp_msg *msg);
+/* Whether qmp_pop has a line (or an overflow) to report without more
+ * input: lets a reader stop feeding until it has caught up. */
+bool qmp_has_line(const struct qmp_codec *c);
 
 /* A command line, newline-terminated: {"execute": E, "arguments": A,
  * "id": ID}.  args may be NULL; it is not stolen.  Returns a malloc'd

@@ -62,6 +62,7 @@ static int fixture_setup(void **state)
 		.qmp_fd = 11, .serial_fd = 12, .console_fd = 13,
 		.disk_fds = f->disk_fds, .virtiofs_fds = f->vfs_fds,
 		.nics = f->nics, .nic_count = 2, .hotplug_ports = 10,
+		.uplink_fd = 60,
 	};
 	*state = f;
 	return 0;
@@ -103,12 +104,14 @@ static void test_full(void **state)
 	assert_int_equal(vmm_argv(&f->l, &argv), 0);
 	assert_string_equal(argv[0], VMM_QEMU_PATH);
 	argv_pair(argv, "-name", "guest=appvm-lynx,debug-threads=on");
+	/* Paused until the caller has connected (launch.h). */
+	assert_true(argv_find(argv, "-S") > 0);
 	assert_true(argv_find(argv, "-nodefaults") > 0);
 	assert_true(argv_find(argv, "-no-user-config") > 0);
 	argv_pair(argv, "-display", "none");
 	argv_pair(argv, "-machine", "q35,memory-backend=mem,i8042=off");
 	argv_pair(argv, "-bios", VMM_QBOOT_PATH);
-	argv_pair(argv, "-accel", "tcg");
+	argv_pair(argv, "-accel", "tcg,tb-size=128");
 	argv_pair(argv, "-cpu", "max");
 	argv_pair(argv, "-m", "512M");
 	argv_pair(argv, "-object", "memory-backend-memfd,id=mem,size=512M,share=on");
@@ -120,12 +123,13 @@ static void test_full(void **state)
 	argv_pair(argv, "-append", buf);
 	argv_pair(argv, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,"
 		  "spawn=deny,resourcecontrol=deny");
-	argv_pair(argv, "-chardev", "socket,id=qmp,fd=11");
+	/* Listening sockets QEMU serves one client at a time. */
+	argv_pair(argv, "-chardev", "socket,id=qmp,fd=11,server=on,wait=off");
 	argv_pair(argv, "-mon", "chardev=qmp,mode=control");
-	argv_pair(argv, "-chardev", "socket,id=serial0,fd=12");
+	argv_pair(argv, "-chardev", "socket,id=serial0,fd=12,server=on,wait=off");
 	argv_pair(argv, "-serial", "chardev:serial0");
 	argv_pair(argv, "-device", "virtio-serial-pci,id=vser0");
-	argv_pair(argv, "-chardev", "socket,id=hvc0,fd=13");
+	argv_pair(argv, "-chardev", "socket,id=hvc0,fd=13,server=on,wait=off");
 	argv_pair(argv, "-device", "virtconsole,chardev=hvc0,bus=vser0.0");
 	/* Disks in the loader's order, each its own fdset, read-only. */
 	int last = 0;
@@ -154,7 +158,9 @@ static void test_full(void **state)
 	argv_pair(argv, "-device", "virtio-net-pci,id=nic0,netdev=net0,mac=0A:B3:EC:00:A5:46");
 	argv_pair(argv, "-netdev", "tap,id=net1,fd=51");
 	argv_pair(argv, "-device", "virtio-net-pci,id=nic1,netdev=net1,mac=0A:B3:EC:00:01:02");
-	argv_pair(argv, "-netdev", "user,id=uplink");
+	/* The uplink is passt's socket: QEMU has no user-mode network. */
+	argv_pair(argv, "-netdev", "stream,id=uplink,server=off,addr.type=fd,addr.str=60");
+	assert_int_equal(argv_find(argv, "user,id=uplink"), -1);
 	/* Hot-plug ports come before every auto-placed device. */
 	int hp0 = argv_pair(argv, "-device", "pcie-root-port,id=hp0,bus=pcie.0,"
 			    "chassis=1,addr=0x18.0x0,multifunction=on,io-reserve=0");
@@ -223,7 +229,7 @@ static void test_kvm_smp(void **state)
 	vmm_argv_free(argv);
 	f->l.accel = VMM_ACCEL_TCG;
 	assert_int_equal(vmm_argv(&f->l, &argv), 0);
-	argv_pair(argv, "-accel", "tcg,thread=multi");
+	argv_pair(argv, "-accel", "tcg,tb-size=128,thread=multi");
 	argv_pair(argv, "-cpu", "max");
 	vmm_argv_free(argv);
 }
@@ -322,6 +328,13 @@ static void test_microvm(void **state)
 	f->l.hotplug_ports = 1;
 	expect_machine(f, "q35");
 
+	/* So does a VM with the vhost-user-vsock device. */
+	f->l.hotplug_ports = 0;
+	f->l.vsock = true;
+	f->l.vsock_fd = 61;
+	expect_machine(f, "q35");
+	f->l.vsock = false;
+
 	/* More virtio devices than microvm's 24 transports: q35. */
 	f->l.hotplug_ports = 0;
 	f->cfg.share_count = 0;
@@ -387,6 +400,53 @@ static void test_refusals(void **state)
 	f->disk_fds[1] = saved;
 	f->nics[1].tap_fd = -1;
 	expect_einval(f);
+	f->nics[1].tap_fd = 51;
+	f->l.uplink_fd = -1;          /* uplink asked for, no socket */
+	expect_einval(f);
+}
+
+static void test_vsock(void **state)
+{
+	struct fixture *f = *state;
+	char **argv;
+	int *fds;
+	size_t n;
+
+	/* Without the device: no vsock, no Wayland port, even with the flag. */
+	f->cfg.wayland = true;
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	for (int i = 0; argv[i]; i++) {
+		assert_null(strstr(argv[i], "vsock"));
+		assert_null(strstr(argv[i], "wayland"));
+	}
+	vmm_argv_free(argv);
+
+	f->l.vsock = true;
+	f->l.vsock_fd = 60;
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	argv_pair(argv, "-chardev", "socket,id=vsock,fd=60");
+	argv_pair(argv, "-device", "vhost-user-vsock-pci,id=vsock0,chardev=vsock");
+	argv_pair(argv, "-fw_cfg", "name=opt/vmhost/wayland-port,string=6000");
+	/* vhost-user needs shareable guest RAM, which every VM has. */
+	argv_pair(argv, "-object", "memory-backend-memfd,id=mem,size=512M,share=on");
+	vmm_argv_free(argv);
+	assert_int_equal(vmm_launch_fds(&f->l, &fds, &n), 0);
+	/* Kernel, QMP, serial, console, 3 disks, 2 shares, 2 NICs, the
+	 * uplink's socket if any, and the vsock device's, last. */
+	assert_int_equal(n, 4 + 3 + 2 + 2 + (f->cfg.uplink ? 1 : 0) + 1);
+	assert_int_equal(fds[n - 1], 60);
+	free(fds);
+
+	/* The device without the flag: no Wayland port for the guest. */
+	f->cfg.wayland = false;
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	argv_pair(argv, "-device", "vhost-user-vsock-pci,id=vsock0,chardev=vsock");
+	for (int i = 0; argv[i]; i++)
+		assert_null(strstr(argv[i], "wayland"));
+	vmm_argv_free(argv);
+
+	f->l.vsock_fd = -1;
+	expect_einval(f);
 }
 
 static void test_launch_fds(void **state)
@@ -396,11 +456,12 @@ static void test_launch_fds(void **state)
 	size_t n;
 
 	assert_int_equal(vmm_launch_fds(&f->l, &fds, &n), 0);
-	assert_int_equal(n, 4 + 3 + 2 + 2);
+	assert_int_equal(n, 4 + 3 + 2 + 2 + 1);
 	assert_int_equal(fds[0], 10);
 	assert_int_equal(fds[4], f->disk_fds[0]);
 	assert_int_equal(fds[7], 40);
 	assert_int_equal(fds[10], 51);
+	assert_int_equal(fds[11], 60);
 	free(fds);
 }
 
@@ -466,6 +527,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_microvm, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_launch_fds, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_vsock, fixture_setup, fixture_teardown),
 		cmocka_unit_test(test_accel),
 		cmocka_unit_test(test_host_tsc_khz),
 	};

@@ -166,41 +166,6 @@ static void test_virtiofsd_argv(void **state)
 	assert_int_equal(virtiofsd_argv(&o, &argv), -1);
 }
 
-/* A share is served from the directory that was checked: a path that
- * reaches it through a symlink is a swap, and the argv names pin_at. */
-static void test_virtiofsd_pin(void **state)
-{
-	char dir[] = "/tmp/test-pin-XXXXXX", real[64], link[64];
-	char **argv;
-	int fd;
-
-	assert_non_null(mkdtemp(dir));
-	snprintf(real, sizeof real, "%s/real", dir);
-	snprintf(link, sizeof link, "%s/link", dir);
-	assert_int_equal(mkdir(real, 0700), 0);
-	assert_int_equal(symlink("real", link), 0);
-	fd = virtiofsd_open_source(real);
-	assert_true(fd > 2);
-	assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
-	errno = 0;
-	assert_int_equal(virtiofsd_open_source(link), -1);
-	assert_int_equal(errno, ESTALE);
-
-	struct virtiofsd_opts o = { .source = real, .listen_fd = 9,
-				    .sandbox = VIRTIOFSD_SANDBOX_NAMESPACE,
-				    .source_fd = fd, .pin_at = "/run/vmhost/vms/a/fs-t" };
-	assert_int_equal(virtiofsd_argv(&o, &argv), 0);
-	assert_string_equal(argv[3], "source=/run/vmhost/vms/a/fs-t");
-	virtiofsd_argv_free(argv);
-	o.sandbox = VIRTIOFSD_SANDBOX_CHROOT; /* pinning needs the namespace */
-	assert_int_equal(virtiofsd_argv(&o, &argv), -1);
-	assert_int_equal(errno, EINVAL);
-	close(fd);
-	unlink(link);
-	rmdir(real);
-	rmdir(dir);
-}
-
 /* As root: the child ends with one uid and gid, no groups, no
  * capabilities even in the bounding set, no_new_privs, cwd /. */
 static void test_privdrop(void **state)
@@ -316,7 +281,6 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_virtiofsd_sockets),
 		cmocka_unit_test(test_virtiofsd_argv),
-		cmocka_unit_test(test_virtiofsd_pin),
 		cmocka_unit_test(test_privdrop),
 		cmocka_unit_test(test_privdrop_bounding),
 		cmocka_unit_test(test_sealcopy),

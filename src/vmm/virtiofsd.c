@@ -2,20 +2,13 @@
 #include "vmm/virtiofsd.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include "common/spawn.h"
 
 int virtiofsd_sockets(const char *tmp_path, int *listen_fd, int *qemu_fd)
 {
@@ -108,24 +101,18 @@ static int virtiofsd_push(char **argv, int *n, const char *fmt, ...)
 	return 0;
 }
 
-static bool virtiofsd_pinned(const struct virtiofsd_opts *o)
-{
-	return o->source_fd > 2;
-}
-
 int virtiofsd_argv(const struct virtiofsd_opts *o, char ***out)
 {
 	const char *bin = o->binary ? o->binary : VIRTIOFSD_PATH;
 	const char *sandbox = o->sandbox == VIRTIOFSD_SANDBOX_CHROOT ?
 		"chroot" : "namespace";
-	const char *source = virtiofsd_pinned(o) ? o->pin_at : o->source;
+	const char *source = o->source;
 	char **argv;
 	int n = 0;
 
 	/* -o values are split on commas; a source with one cannot be said. */
 	if (!source || source[0] != '/' || strchr(source, ',') ||
-	    !o->source || o->listen_fd < 3 ||
-	    (virtiofsd_pinned(o) && o->sandbox != VIRTIOFSD_SANDBOX_NAMESPACE)) {
+	    o->listen_fd < 3) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -142,7 +129,9 @@ int virtiofsd_argv(const struct virtiofsd_opts *o, char ***out)
 	    virtiofsd_push(argv, &n, "-o") < 0 ||
 	    virtiofsd_push(argv, &n, "cache=auto") < 0 ||
 	    virtiofsd_push(argv, &n, "-o") < 0 ||
-	    virtiofsd_push(argv, &n, "log_level=warn") < 0)
+	    virtiofsd_push(argv, &n, "log_level=warn") < 0 ||
+	    /* Its jail set the limit; raising it is not its to do. */
+	    virtiofsd_push(argv, &n, "--rlimit-nofile=0") < 0)
 		goto err;
 	/* Of the capabilities its namespace sandbox keeps, a guest needs
 	 * neither making device nodes nor setting file capabilities on the
@@ -156,92 +145,4 @@ int virtiofsd_argv(const struct virtiofsd_opts *o, char ***out)
 err:
 	virtiofsd_argv_free(argv);
 	return -1;
-}
-
-int virtiofsd_open_source(const char *dir)
-{
-	char link[64], got[PATH_MAX];
-	ssize_t n;
-	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-	n = readlink(link, got, sizeof got);
-	if (n < 0 || (size_t)n >= sizeof got || (size_t)n != strlen(dir) ||
-	    memcmp(got, dir, (size_t)n)) {
-		close(fd);
-		errno = ESTALE;
-		return -1;
-	}
-	return fd;
-}
-
-struct virtiofsd_pin {
-	const char *source;
-	const char *at;
-	dev_t dev;       /* of the checked fd */
-	ino_t ino;
-};
-
-/* In the child, as root: a mount namespace of its own (private, so
- * nothing propagates back) with the pinned directory at pin_at.  The
- * kernel binds only mounts of the caller's namespace, so the directory is
- * opened again in the new one, and must be the inode checked before. */
-static int virtiofsd_pin_setup(void *arg)
-{
-	const struct virtiofsd_pin *p = arg;
-	char from[32] = "/proc/self/fd/", digits[12];
-	struct stat st;
-	int fd, n = 0, len = (int)strlen(from);
-
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return -1;
-	fd = open(p->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) < 0 || st.st_dev != p->dev || st.st_ino != p->ino) {
-		errno = ESTALE;
-		return -1;
-	}
-	/* snprintf is not async-signal-safe. */
-	for (int v = fd; v || !n; v /= 10)
-		digits[n++] = (char)('0' + v % 10);
-	while (n)
-		from[len++] = digits[--n];
-	from[len] = '\0';
-	return mount(from, p->at, NULL, MS_BIND | MS_REC, NULL);
-}
-
-int virtiofsd_spawn(const struct virtiofsd_opts *o, int log_fd,
-		    pid_t *pid, int *pidfd)
-{
-	struct virtiofsd_pin pin = { .source = o->source, .at = o->pin_at };
-	struct stat st;
-	char **argv;
-	int rc, saved;
-
-	if (virtiofsd_pinned(o)) {
-		if (fstat(o->source_fd, &st) < 0)
-			return -1;
-		pin.dev = st.st_dev;
-		pin.ino = st.st_ino;
-	}
-	if (virtiofsd_argv(o, &argv) < 0)
-		return -1;
-	struct spawn_opts so = {
-		.path = argv[0],
-		.argv = argv,
-		.keep_fds = &o->listen_fd,
-		.keep_count = 1,
-		.log_fd = log_fd,
-		.child_setup = virtiofsd_pinned(o) ? virtiofsd_pin_setup : NULL,
-		.child_arg = &pin,
-	};
-	rc = spawn(&so, pid, pidfd);
-	saved = errno;
-	virtiofsd_argv_free(argv);
-	errno = saved;
-	return rc;
 }

@@ -6,8 +6,8 @@
  *   1. virtiofsd_sockets() binds a listening unix socket at a private path
  *      (in the VM's 0700 state dir), connects a second socket to it (the
  *      connection waits in the backlog), then unlinks the path.
- *   2. virtiofsd_spawn() starts virtiofsd with --fd=LISTEN; it accepts the
- *      queued connection.
+ *   2. launch.h starts virtiofsd with --fd=LISTEN; it accepts the queued
+ *      connection.
  *   3. QEMU gets the connected end (struct vmm_launch.virtiofs_fds) as
  *      -chardev socket,fd=N.
  * The daemon closes both fds after spawning QEMU.  virtiofsd exits by
@@ -28,24 +28,12 @@ enum virtiofsd_sandbox {
 };
 
 struct virtiofsd_opts {
-	const char *source;     /* the share's resolved host directory */
+	const char *source;     /* the directory it serves, as it sees it
+				 * (JAIL_SHARE in its jail) */
 	int listen_fd;          /* from virtiofsd_sockets */
 	enum virtiofsd_sandbox sandbox;
 	const char *binary;     /* NULL: VIRTIOFSD_PATH */
-	/* Pinning (namespace sandbox only): > 2, the fd of source from
-	 * virtiofsd_open_source; virtiofsd then gets a private mount
-	 * namespace where that very directory (same inode, else ESTALE) is
-	 * bind-mounted at pin_at (an empty directory only root can change)
-	 * and serves pin_at, so nobody can swap source between the check and
-	 * virtiofsd's own mount.  0: serve source by path. */
-	int source_fd;
-	const char *pin_at;
 };
-
-/* Open dir (absolute, resolved: no symlinks, no "..") as an O_PATH fd,
- * O_CLOEXEC, and check that the fd is dir, i.e. no component was swapped
- * for a symlink since it was resolved: -1 with errno ESTALE if it was. */
-int virtiofsd_open_source(const char *dir);
 
 /* Make the socket pair described above at tmp_path (which must not exist;
  * it is gone again on return).  Both fds O_CLOEXEC.  -1/errno on failure. */
@@ -53,13 +41,9 @@ int virtiofsd_sockets(const char *tmp_path, int *listen_fd, int *qemu_fd);
 
 /* The argv for one virtiofsd (NULL-terminated, free with
  * virtiofsd_argv_free).  EINVAL for a source with a comma (virtiofsd
- * splits -o values on commas). */
+ * splits -o values on commas).  It keeps the open-file limit it is
+ * started with (its jail's). */
 int virtiofsd_argv(const struct virtiofsd_opts *opts, char ***argv);
 void virtiofsd_argv_free(char **argv);
-
-/* Build the argv and spawn it (common/spawn.h), passing only listen_fd.
- * log_fd receives its stderr (-1: /dev/null). */
-int virtiofsd_spawn(const struct virtiofsd_opts *opts, int log_fd,
-		    pid_t *pid, int *pidfd);
 
 #endif

@@ -3,19 +3,28 @@
  *   vmm-try --config-root DIR [--data-root DIR] [--accel auto|kvm|tcg]
  *           [--until STRING] [--timeout S] [--hotplug N]
  *           [--console-cmd CMD --console-expect STR --console-out FILE]
- *           [--print-argv] NAME
+ *           [--reconnect] [--print-argv] NAME
  *
- * Loads the VM, opens its kernel and disks, starts one virtiofsd per share
- * and QEMU on socketpairs, does the QMP handshake, streams the serial
+ * Loads the VM, opens its files, launches it through the daemon's own
+ * launch path (launch.h: virtiofsds, passt, QEMU, each jailed, in one
+ * cgroup), does the QMP handshake and runs the guest, streams the serial
  * console to stdout until a line contains STRING, optionally runs one
  * command on the virtio-console shell, lists QEMU's fds on stderr, then
  * powers the guest down (ACPI) and waits, killing after a timeout.  Exit 0
- * only when every step worked and QEMU exited by itself.
+ * only when every step worked and QEMU exited by itself; nothing of the
+ * run is left either way.
  *
- * Run as root, it drops QEMU's privileges as vmhostd does (privdrop.h):
- * QEMU runs as uid and gid 1965535 with no capabilities, and boots a
- * sealed copy of the kernel (sealcopy.h).
+ * --reconnect, once the guest is ready: hang up QMP, serial and console
+ * while the guest writes to both consoles, connect again with
+ * launch_reconnect (as a restarted daemon would), and check that QMP greets
+ * again and both consoles work again, and what the guest wrote meanwhile
+ * was dropped (QEMU keeps nothing for an absent client).
+ *
+ * Run as root, QEMU and passt run as uid and gid 1965535 with no
+ * capabilities, jailed, in the cgroup vmm-try-PID/NAME (as vmhostd's
+ * VMs are); as anyone else, unconfined as that user.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -29,41 +38,35 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "common/privdrop.h"
-#include "common/sealcopy.h"
-#include "common/spawn.h"
 #include "config/vmconfig.h"
+#include "config/gather.h"
+#include "vmm/cgroup.h"
+#include "vmm/launch.h"
 #include "vmm/qmp.h"
-#include "vmm/virtiofsd.h"
 #include "vmm/vmm.h"
 
 #define TRY_LINE_MAX 4096
 /* The last uid of vmhostd's default range (vmuid.h, 1900000 + 65535): a
- * daemon takes the lowest free slot and skips uids in use, so it reaches
- * this one only with 65535 VMs running. */
+ * daemon reaches it only after handing out every other one. */
 #define TRY_UID_BASE 1900000u
 #define TRY_UID_SLOT 65535u
-#define TRY_KERNEL_MAX ((off_t)1 << 30)
 
 struct try_opts {
 	const char *config_root, *data_root, *accel, *until, *name;
 	const char *console_cmd, *console_expect, *console_out;
 	int timeout_s;
 	unsigned int hotplug;
-	bool print_argv;
+	bool print_argv, reconnect;
 };
 
 struct try_vm {
-	struct vm_config *cfg;
-	int kernel_fd;
-	int *disk_fds;
-	int *vfs_fds;         /* QEMU's ends */
-	pid_t *vfs_pids;
-	int qmp[2], serial[2], console[2]; /* [0] ours, [1] QEMU's */
-	pid_t qemu_pid;
-	int qemu_pidfd;
+	struct vm_files files;
+	struct vm_run run;
+	bool launched;
+	struct cgroup_root cgroups;
+	bool has_cgroups;
 	int console_out;
 	char tmpdir[64];
 };
@@ -81,7 +84,7 @@ static void try_usage(void)
 	fprintf(stderr, "usage: vmm-try --config-root DIR [--data-root DIR] "
 		"[--accel MODE] [--until STR] [--timeout S] [--hotplug N] "
 		"[--console-cmd CMD --console-expect STR --console-out FILE] "
-		"[--print-argv] NAME\n");
+		"[--reconnect] [--print-argv] NAME\n");
 }
 
 static int try_parse(int argc, char **argv, struct try_opts *o)
@@ -97,6 +100,7 @@ static int try_parse(int argc, char **argv, struct try_opts *o)
 		{ "console-expect", required_argument, NULL, 'E' },
 		{ "console-out", required_argument, NULL, 'O' },
 		{ "print-argv", no_argument, NULL, 'p' },
+		{ "reconnect", no_argument, NULL, 'r' },
 		{ 0 },
 	};
 	int c;
@@ -115,6 +119,7 @@ static int try_parse(int argc, char **argv, struct try_opts *o)
 		case 'E': o->console_expect = optarg; break;
 		case 'O': o->console_out = optarg; break;
 		case 'p': o->print_argv = true; break;
+		case 'r': o->reconnect = true; break;
 		default: return -1;
 		}
 	}
@@ -133,10 +138,7 @@ static void try_close(int *fd)
 
 static void try_vm_init(struct try_vm *vm)
 {
-	*vm = (struct try_vm){ .kernel_fd = -1, .qemu_pid = -1,
-			       .qemu_pidfd = -1, .console_out = -1,
-			       .qmp = { -1, -1 }, .serial = { -1, -1 },
-			       .console = { -1, -1 } };
+	*vm = (struct try_vm){ .files = { .kernel_fd = -1 }, .console_out = -1 };
 }
 
 /* Wait for pid up to ms, then SIGKILL; returns the wait status. */
@@ -161,198 +163,140 @@ static int try_reap(pid_t pid, int ms)
 
 static void try_vm_cleanup(struct try_vm *vm)
 {
-	size_t shares = vm->cfg ? vm->cfg->share_count : 0;
-	size_t disks = vm->cfg ? vm->cfg->disk_count : 0;
+	struct vm_run *run = &vm->run;
 
-	if (vm->qemu_pid > 0) {
-		kill(vm->qemu_pid, SIGKILL);
-		try_reap(vm->qemu_pid, 5000);
+	if (vm->launched) {
+		if (run->qemu.pid > 0)
+			launch_kill(run);
+		else
+			/* QEMU is gone: the helpers leave by themselves. */
+			try_close(&run->qmp_fd);
+		if (run->qemu.pid > 0)
+			try_reap(run->qemu.pid, 5000);
+		if (run->passt.pid > 0)
+			try_reap(run->passt.pid, 3000);
+		for (size_t i = 0; i < run->fsd_count; i++)
+			if (run->fsd[i].pid > 0)
+				try_reap(run->fsd[i].pid, 3000);
+		if (launch_release(run) < 0)
+			perror("vmm-try: removing the cgroup");
 	}
-	try_close(&vm->qemu_pidfd);
-	for (int i = 0; i < 2; i++) {
-		try_close(&vm->qmp[i]);
-		try_close(&vm->serial[i]);
-		try_close(&vm->console[i]);
+	if (vm->has_cgroups) {
+		for (size_t i = 0; i < vm->cgroups.count; i++)
+			rmdir(vm->cgroups.base[i]);
+		cgroup_root_fini(&vm->cgroups);
 	}
-	for (size_t i = 0; vm->vfs_fds && i < shares; i++)
-		try_close(&vm->vfs_fds[i]);
-	/* virtiofsd leaves by itself once QEMU's end is closed. */
-	for (size_t i = 0; vm->vfs_pids && i < shares; i++)
-		if (vm->vfs_pids[i] > 0)
-			try_reap(vm->vfs_pids[i], 3000);
-	for (size_t i = 0; vm->disk_fds && i < disks; i++)
-		try_close(&vm->disk_fds[i]);
-	try_close(&vm->kernel_fd);
+	vm_files_release(&vm->files);
 	try_close(&vm->console_out);
 	if (vm->tmpdir[0])
 		rmdir(vm->tmpdir);
-	free(vm->vfs_fds);
-	free(vm->vfs_pids);
-	free(vm->disk_fds);
-	vmconfig_free(vm->cfg);
 }
 
+/* The VM's directory gathered as a start gathers it (config/gather.h):
+ * as its owner, every file opened once and checked. */
 static int try_load(const struct try_opts *o, struct try_vm *vm)
 {
-	struct vmconfig_roots roots = { o->config_root, o->data_root };
+	struct gather_policy p;
 	struct diags d;
 	int rc;
 
+	if (gather_policy_init(&p) < 0) {
+		perror("vmm-try: host limits");
+		return -1;
+	}
+	p.roots = (struct vmconfig_roots){ o->config_root, o->data_root };
 	diags_init(&d);
-	rc = vmconfig_load(&roots, o->name, &vm->cfg, &d);
+	rc = gather_load(&p, o->name, &vm->files, &d);
 	for (size_t i = 0; i < d.count; i++)
 		fprintf(stderr, "vmm-try: %s: %s: %s\n", d.items[i].vm,
 			d.items[i].path, d.items[i].message);
 	diags_free(&d);
-	if (rc < 0)
+	gather_policy_free(&p);
+	if (rc < 0) {
 		fprintf(stderr, "vmm-try: %s: cannot load: %s\n", o->name,
 			strerror(errno));
-	return rc;
-}
-
-static int try_open_files(struct try_vm *vm)
-{
-	const struct vm_config *c = vm->cfg;
-	int fd = open(c->kernel, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-
-	/* QEMU reopens it as its own uid: a copy any uid can read. */
-	vm->kernel_fd = fd < 0 ? -1 : sealcopy(fd, "vmlinux", TRY_KERNEL_MAX);
-	if (fd >= 0)
-		close(fd);
-	if (vm->kernel_fd < 0) {
-		fprintf(stderr, "vmm-try: %s: %s\n", c->kernel, strerror(errno));
 		return -1;
-	}
-	vm->disk_fds = calloc(c->disk_count ? c->disk_count : 1, sizeof(int));
-	if (!vm->disk_fds)
-		return -1;
-	for (size_t i = 0; i < c->disk_count; i++)
-		vm->disk_fds[i] = -1;
-	for (size_t i = 0; i < c->disk_count; i++) {
-		vm->disk_fds[i] = open(c->disks[i].path,
-				       O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (vm->disk_fds[i] < 0) {
-			fprintf(stderr, "vmm-try: %s: %s\n", c->disks[i].path,
-				strerror(errno));
-			return -1;
-		}
 	}
 	return 0;
 }
 
-static int try_start_virtiofsd(struct try_vm *vm)
+static void try_print_argv(pid_t pid)
 {
-	const struct vm_config *c = vm->cfg;
-	size_t n = c->share_count;
-	char path[128];
+	char path[64], buf[65536];
+	ssize_t n;
+	int fd;
 
-	vm->vfs_fds = calloc(n ? n : 1, sizeof(int));
-	vm->vfs_pids = calloc(n ? n : 1, sizeof(pid_t));
-	if (!vm->vfs_fds || !vm->vfs_pids)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		vm->vfs_fds[i] = -1;
-	if (!n)
-		return 0;
-	strcpy(vm->tmpdir, "/tmp/vmm-try.XXXXXX");
-	if (!mkdtemp(vm->tmpdir)) {
-		vm->tmpdir[0] = '\0';
-		return -1;
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1) {
+		buf[n] = '\0';
+		fprintf(stderr, "vmm-try: argv: %s\n", buf + i);
 	}
-	for (size_t i = 0; i < n; i++) {
-		int lfd;
-
-		snprintf(path, sizeof(path), "%s/vfs%zu.sock", vm->tmpdir, i);
-		if (virtiofsd_sockets(path, &lfd, &vm->vfs_fds[i]) < 0) {
-			perror("vmm-try: virtiofsd socket");
-			return -1;
-		}
-		struct virtiofsd_opts vo = {
-			.source = c->shares[i].host_dir,
-			.listen_fd = lfd,
-			.sandbox = geteuid() == 0 ? VIRTIOFSD_SANDBOX_NAMESPACE
-						  : VIRTIOFSD_SANDBOX_CHROOT,
-		};
-		int rc = virtiofsd_spawn(&vo, STDERR_FILENO, &vm->vfs_pids[i],
-					 NULL);
-		close(lfd);
-		if (rc < 0) {
-			perror("vmm-try: virtiofsd");
-			return -1;
-		}
-		fprintf(stderr, "vmm-try: virtiofsd pid %d for %s\n",
-			vm->vfs_pids[i], c->shares[i].tag);
-	}
-	return 0;
 }
 
-static int try_start_qemu(const struct try_opts *o, struct try_vm *vm)
+static int try_launch(const struct try_opts *o, struct try_vm *vm)
 {
-	struct vmm_launch l = { .cfg = vm->cfg };
-	bool dropping = geteuid() == 0;
+	bool root = geteuid() == 0;
+	struct launch_req q = { .files = &vm->files, .qemu_log_fd = STDERR_FILENO,
+				.fsd_log_fd = STDERR_FILENO,
+				.hotplug_ports = o->hotplug };
 	struct privdrop drop;
-	const char *why;
-	char **argv = NULL;
-	int *fds = NULL;
-	size_t nfds;
-	int rc = -1;
+	char parent[32], why[256], err[512];
+	const char *accel_why;
 
-	if (vmm_accel_resolve(o->accel, &l.accel, &why) < 0) {
+	if (vmm_accel_resolve(o->accel, &q.accel, &accel_why) < 0) {
 		fprintf(stderr, "vmm-try: bad --accel %s\n", o->accel);
 		return -1;
 	}
-	fprintf(stderr, "vmm-try: accel %s (%s)\n", vmm_accel_name(l.accel), why);
+	fprintf(stderr, "vmm-try: accel %s (%s)\n", vmm_accel_name(q.accel),
+		accel_why);
 	/* As vmhostd: a TCG guest is told its TSC rate (vmm.h). */
-	if (l.accel == VMM_ACCEL_TCG && vmm_host_tsc_khz(&l.tsc_khz) < 0)
-		l.tsc_khz = 0;
-	if (dropping && privdrop_for_slot(TRY_UID_BASE, TRY_UID_SLOT,
-					  l.accel == VMM_ACCEL_KVM, &drop) < 0) {
-		perror("vmm-try: uid for qemu");
+	if (q.accel == VMM_ACCEL_TCG && vmm_host_tsc_khz(&q.tsc_khz) < 0)
+		q.tsc_khz = 0;
+	strcpy(vm->tmpdir, "/tmp/vmm-try.XXXXXX");
+	if (!mkdtemp(vm->tmpdir)) {
+		vm->tmpdir[0] = '\0';
+		perror("vmm-try: run dir");
 		return -1;
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, vm->qmp) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, vm->serial) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, vm->console) < 0)
-		return -1;
-	l.kernel_fd = vm->kernel_fd;
-	l.qmp_fd = vm->qmp[1];
-	l.serial_fd = vm->serial[1];
-	l.console_fd = vm->console[1];
-	l.disk_fds = vm->disk_fds;
-	l.virtiofs_fds = vm->vfs_fds;
-	l.hotplug_ports = o->hotplug;
-	if (vmm_argv(&l, &argv) < 0) {
-		perror("vmm-try: vmm_argv");
+	q.run_dir = vm->tmpdir;
+	if (root) {
+		if (privdrop_for_slot(TRY_UID_BASE, TRY_UID_SLOT,
+				      q.accel == VMM_ACCEL_KVM, &drop) < 0) {
+			perror("vmm-try: uid for qemu");
+			return -1;
+		}
+		q.drop = &drop;
+		snprintf(parent, sizeof parent, "vmm-try-%d", (int)getpid());
+		if (cgroup_root_init(&vm->cgroups, parent, NULL, why,
+				     sizeof why) < 0) {
+			fprintf(stderr, "vmm-try: cgroups: %s\n", why);
+			return -1;
+		}
+		vm->has_cgroups = true;
+		q.cgroups = &vm->cgroups;
+	}
+	if (launch_start(&q, &vm->run, err, sizeof err) < 0) {
+		fprintf(stderr, "vmm-try: %s\n", err);
 		return -1;
 	}
+	vm->launched = true;
+	for (size_t i = 0; i < vm->run.fsd_count; i++)
+		fprintf(stderr, "vmm-try: virtiofsd pid %d for %s\n",
+			vm->run.fsd[i].pid, vm->files.cfg->shares[i].tag);
+	if (vm->run.passt.pid > 0)
+		fprintf(stderr, "vmm-try: passt pid %d\n", vm->run.passt.pid);
+	fprintf(stderr, "vmm-try: qemu pid %d\n", vm->run.qemu.pid);
+	if (root)
+		fprintf(stderr, "vmm-try: qemu runs as uid and gid %u in %s\n",
+			(unsigned int)drop.uid, cgroup_dir(&vm->run.cgroup, 0));
 	if (o->print_argv)
-		for (char **p = argv; *p; p++)
-			fprintf(stderr, "vmm-try: argv: %s\n", *p);
-	if (vmm_launch_fds(&l, &fds, &nfds) < 0)
-		goto out;
-	struct spawn_opts so = { .path = argv[0], .argv = argv,
-				 .keep_fds = fds, .keep_count = nfds,
-				 .log_fd = STDERR_FILENO,
-				 .drop = dropping ? &drop : NULL };
-	if (spawn(&so, &vm->qemu_pid, &vm->qemu_pidfd) < 0) {
-		perror("vmm-try: spawn qemu");
-		goto out;
-	}
-	fprintf(stderr, "vmm-try: qemu pid %d\n", vm->qemu_pid);
-	if (dropping)
-		fprintf(stderr, "vmm-try: qemu runs as uid and gid %u\n",
-			(unsigned int)drop.uid);
-	/* QEMU has its ends now. */
-	try_close(&vm->qmp[1]);
-	try_close(&vm->serial[1]);
-	try_close(&vm->console[1]);
-	for (size_t i = 0; i < vm->cfg->share_count; i++)
-		try_close(&vm->vfs_fds[i]);
-	rc = 0;
-out:
-	free(fds);
-	vmm_argv_free(argv);
-	return rc;
+		try_print_argv(vm->run.qemu.pid);
+	return 0;
 }
 
 static void try_list_fds(const char *what, pid_t pid)
@@ -442,9 +386,9 @@ static int try_run_io(const struct try_opts *o, struct try_vm *vm,
 
 	for (;;) {
 		struct pollfd p[3] = {
-			{ .fd = vm->serial[0], .events = POLLIN },
-			{ .fd = vm->console[0], .events = POLLIN },
-			{ .fd = vm->qemu_pidfd, .events = POLLIN },
+			{ .fd = vm->run.serial_fd, .events = POLLIN },
+			{ .fd = vm->run.console_fd, .events = POLLIN },
+			{ .fd = vm->run.qemu.pidfd, .events = POLLIN },
 		};
 		long long left = deadline - try_now_ms();
 
@@ -463,7 +407,8 @@ static int try_run_io(const struct try_opts *o, struct try_vm *vm,
 			ssize_t n = read(p[i].fd, buf, sizeof(buf));
 			if (n <= 0) {
 				/* Closed: stop polling it. */
-				try_close(i ? &vm->console[0] : &vm->serial[0]);
+				try_close(i ? &vm->run.console_fd :
+					  &vm->run.serial_fd);
 				continue;
 			}
 			if (i == 0)
@@ -473,16 +418,114 @@ static int try_run_io(const struct try_opts *o, struct try_vm *vm,
 						  (size_t)n);
 		}
 		if (io->ready && o->console_cmd && !io->cmd_sent &&
-		    vm->console[0] >= 0) {
+		    vm->run.console_fd >= 0) {
 			size_t len = strlen(o->console_cmd);
-			if (write(vm->console[0], o->console_cmd, len) < 0 ||
-			    write(vm->console[0], "\n", 1) < 0)
+			if (write(vm->run.console_fd, o->console_cmd, len) < 0 ||
+			    write(vm->run.console_fd, "\n", 1) < 0)
 				return 0;
 			io->cmd_sent = true;
 		}
 		if (p[2].revents & POLLIN)
 			return drain_only ? 1 : 0; /* QEMU exited */
 	}
+}
+
+/* Read fd into acc (NUL-terminated, keeping the last cap-1 bytes) until
+ * needle is in it; false at the deadline or EOF. */
+static bool try_wait_for(int fd, const char *needle, char *acc, size_t cap,
+			 long long deadline)
+{
+	size_t len = strlen(acc);
+	char buf[4096];
+
+	while (!strstr(acc, needle)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long left = deadline - try_now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return false;
+		n = read(fd, buf, sizeof buf);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0)
+			return false;
+		for (ssize_t i = 0; i < n; i++) {
+			if (len == cap - 1) {
+				memmove(acc, acc + cap / 2, len - cap / 2);
+				len -= cap / 2;
+			}
+			acc[len++] = buf[i] ? buf[i] : ' ';
+		}
+		acc[len] = '\0';
+	}
+	return true;
+}
+
+static int try_type(int fd, const char *line)
+{
+	size_t len = strlen(line);
+
+	return write(fd, line, len) == (ssize_t)len ? 0 : -1;
+}
+
+/* --reconnect: see the top of this file.  Each time something is written
+ * while its reader is away, the guest says so on the other console, so
+ * the check waits for events, not for time to pass.  Replaces *qc with the
+ * codec of the new QMP session. */
+static int try_reconnect(struct try_vm *vm, struct qmp_codec **qc)
+{
+	struct vm_run *run = &vm->run;
+	long long deadline = try_now_ms() + 60000;
+	char con[TRY_LINE_MAX] = "", ser[TRY_LINE_MAX] = "";
+	bool ser_kept, con_kept;
+
+	/* 1. Serial is away while the guest writes to it. */
+	try_close(&run->serial_fd);
+	if (try_type(run->console_fd, "echo AWAY-ON-SERIAL > /dev/ttyS0; "
+		     "echo WROTE-$((1+1))\n") < 0 ||
+	    !try_wait_for(run->console_fd, "WROTE-2", con, sizeof con, deadline))
+		goto fail;
+	/* 2. Everyone hangs up, as a dying daemon would; a new one connects. */
+	try_close(&run->qmp_fd);
+	try_close(&run->console_fd);
+	qmp_codec_free(*qc);
+	*qc = qmp_codec_new(0);
+	if (!*qc || launch_reconnect(run->run_dir, &run->qmp_fd,
+				     &run->serial_fd, &run->console_fd) < 0) {
+		perror("vmm-try: launch_reconnect");
+		return -1;
+	}
+	if (qmp_sync_handshake(run->qmp_fd, *qc, 10000) < 0) {
+		perror("vmm-try: QMP handshake after reconnecting");
+		return -1;
+	}
+	fprintf(stderr, "vmm-try: reconnected: QMP greeted again\n");
+	con[0] = '\0';
+	if (try_type(run->console_fd, "echo BACK-ON-SERIAL > /dev/ttyS0\n") < 0 ||
+	    !try_wait_for(run->serial_fd, "BACK-ON-SERIAL", ser, sizeof ser,
+			  deadline))
+		goto fail;
+	ser_kept = strstr(ser, "AWAY-ON-SERIAL");
+	/* 3. The console is away while the guest writes to it. */
+	if (try_type(run->console_fd, "(sleep 1; echo AWAY-ON-CONSOLE; "
+		     "echo CONSOLE-WRITTEN > /dev/ttyS0) &\n") < 0)
+		goto fail;
+	try_close(&run->console_fd);
+	if (!try_wait_for(run->serial_fd, "CONSOLE-WRITTEN", ser, sizeof ser,
+			  deadline) ||
+	    launch_reconnect(run->run_dir, NULL, NULL, &run->console_fd) < 0 ||
+	    try_type(run->console_fd, "echo BACK-$((6*7))\n") < 0 ||
+	    !try_wait_for(run->console_fd, "BACK-42", con, sizeof con, deadline))
+		goto fail;
+	con_kept = strstr(con, "AWAY-ON-CONSOLE\r");
+	fprintf(stderr, "vmm-try: reconnected: console and serial answer; "
+		"written while away: serial %s, console %s\n",
+		ser_kept ? "kept" : "dropped", con_kept ? "kept" : "dropped");
+	return 0;
+fail:
+	fprintf(stderr, "vmm-try: reconnect: no answer from the guest\n");
+	return -1;
 }
 
 static int try_boot(const struct try_opts *o, struct try_vm *vm)
@@ -496,11 +539,17 @@ static int try_boot(const struct try_opts *o, struct try_vm *vm)
 
 	if (!qc)
 		return -1;
-	if (qmp_sync_handshake(vm->qmp[0], qc, 10000) < 0) {
+	if (qmp_sync_handshake(vm->run.qmp_fd, qc, 10000) < 0) {
 		perror("vmm-try: QMP handshake");
 		goto out;
 	}
-	if (qmp_sync_command(vm->qmp[0], qc, "query-status", NULL, 1, 5000,
+	/* It starts paused (vmm.h): every end is connected, so run it. */
+	if (qmp_sync_command(vm->run.qmp_fd, qc, "cont", NULL, 1, 5000,
+			     NULL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vmm-try: cont: %s\n", err);
+		goto out;
+	}
+	if (qmp_sync_command(vm->run.qmp_fd, qc, "query-status", NULL, 2, 5000,
 			     &ret, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vmm-try: query-status: %s\n", err);
 		goto out;
@@ -514,10 +563,12 @@ static int try_boot(const struct try_opts *o, struct try_vm *vm)
 		goto out;
 	}
 	fprintf(stderr, "vmm-try: ready after %lld ms\n", try_now_ms() - start);
-	try_list_fds("qemu", vm->qemu_pid);
-	for (size_t i = 0; i < vm->cfg->share_count; i++)
-		try_list_fds("virtiofsd", vm->vfs_pids[i]);
-	if (qmp_sync_command(vm->qmp[0], qc, "system_powerdown", NULL, 2, 5000,
+	if (o->reconnect && try_reconnect(vm, &qc) < 0)
+		goto out;
+	try_list_fds("qemu", vm->run.qemu.pid);
+	for (size_t i = 0; i < vm->run.fsd_count; i++)
+		try_list_fds("virtiofsd", vm->run.fsd[i].pid);
+	if (qmp_sync_command(vm->run.qmp_fd, qc, "system_powerdown", NULL, 4, 5000,
 			     NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vmm-try: system_powerdown: %s\n", err);
 		goto out;
@@ -527,9 +578,9 @@ static int try_boot(const struct try_opts *o, struct try_vm *vm)
 		fprintf(stderr, "vmm-try: no exit after powerdown\n");
 		goto out;
 	}
-	while (waitpid(vm->qemu_pid, &status, 0) < 0 && errno == EINTR)
+	while (waitpid(vm->run.qemu.pid, &status, 0) < 0 && errno == EINTR)
 		;
-	vm->qemu_pid = -1;
+	vm->run.qemu.pid = 0;
 	fprintf(stderr, "vmm-try: qemu exited (status %d) %lld ms after "
 		"powerdown\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
 		try_now_ms() - t0);
@@ -559,8 +610,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (try_load(&o, &vm) < 0 || try_open_files(&vm) < 0 ||
-	    try_start_virtiofsd(&vm) < 0 || try_start_qemu(&o, &vm) < 0)
+	if (try_load(&o, &vm) < 0 || try_launch(&o, &vm) < 0)
 		goto out;
 	if (try_boot(&o, &vm) == 0)
 		rc = 0;

@@ -25,6 +25,10 @@
 
 enum vmm_accel { VMM_ACCEL_TCG, VMM_ACCEL_KVM };
 
+/* Under TCG, the translated-code cache (MiB): part of what a VM's cgroup
+ * allows beyond guest RAM (launch.h). */
+#define VMM_TCG_TB_MIB 128
+
 /* Resolve --accel auto|kvm|tcg.  For auto: KVM only when /dev/kvm opens
  * read-write and kvm_intel or kvm_amd is loaded (kvm_pvm cannot run a
  * normal guest); otherwise TCG.  *why gets a static sentence for the log.
@@ -48,12 +52,13 @@ struct vmm_nic {
 
 struct vmm_launch {
 	const struct vm_config *cfg;
+	const char *qemu;      /* the emulator, absolute; NULL: VMM_QEMU_PATH */
 	enum vmm_accel accel;
 	int kernel_fd;         /* cfg->kernel opened O_RDONLY; QEMU opens
 				* /proc/self/fd/N, so no check-to-use race */
-	int qmp_fd;            /* connected socket: QMP monitor */
-	int serial_fd;         /* connected socket: serial console, read by the daemon */
-	int console_fd;        /* connected socket: virtio-console hvc0 */
+	int qmp_fd;            /* listening socket: QMP monitor */
+	int serial_fd;         /* listening socket: serial console, read by the daemon */
+	int console_fd;        /* listening socket: virtio-console hvc0 */
 	const int *disk_fds;   /* one per cfg->disks, opened O_RDONLY */
 	const int *virtiofs_fds; /* one per cfg->shares: connected socket to
 				  * its virtiofsd (vmm/virtiofsd.h) */
@@ -64,7 +69,18 @@ struct vmm_launch {
 				     * where it can (qemu.c) */
 	unsigned long tsc_khz; /* TCG: the host's TSC rate, which the guest's
 				* TSC runs at (vmm_host_tsc_khz); 0: unknown */
+	/* A vhost-user-vsock device served by the VM's vmhost-vsock
+	 * (src/vsock/, docs/wayland.md): vsock_fd is the connected socket.
+	 * With cfg->wayland the guest is told, over fw_cfg, the vsock port
+	 * of its Wayland host end. */
+	bool vsock;
+	int vsock_fd;
+	int uplink_fd;         /* cfg->uplink: connected stream socket to
+				* passt (launch.h) */
 };
+
+/* The host port (vmhost-vsock --port) a guest's Wayland end connects to. */
+#define VMM_WAYLAND_VSOCK_PORT 6000
 
 /* What the backend can do; the daemon reports what it had to leave out. */
 struct vmm_caps {
@@ -73,7 +89,8 @@ struct vmm_caps {
 void vmm_caps_get(struct vmm_caps *caps);
 
 /* Build the VMM's argv (NULL-terminated, caller frees with vmm_argv_free);
- * argv[0] is the executable's absolute path.  Returns -1 with errno set on
+ * argv[0] is the executable's absolute path.  The VMM starts paused: QMP
+ * "cont" runs the guest once the caller has connected to every socket.  Returns -1 with errno set on
  * failure (EINVAL: a missing fd, a comma where QEMU would split, memory
  * not a whole number of MiB, more than VMM_HOTPLUG_MAX ports). */
 int vmm_argv(const struct vmm_launch *launch, char ***argv);

@@ -133,6 +133,12 @@ class Daemon:
             Daemon.count += 1
             self.args += ["--link-prefix",
                           f"t{os.getpid() % 0xfff:03x}{Daemon.count % 0xff:02x}-"]
+        if "--cgroup-parent" not in self.args:
+            # Its own cgroup parent, for the same reason: VM cgroups are
+            # DAEMON/PARENT/NAME, and tests reuse VM names.
+            Daemon.count += 1
+            self.args += ["--cgroup-parent", f"vmhost-test-{os.getpid()}-{Daemon.count}"]
+        self.cgroup_parent = self.args[self.args.index("--cgroup-parent") + 1]
         self.proc = None
         self.log = open(self.tmp / "vmhostd.stderr", "w+b")
 
@@ -168,6 +174,35 @@ class Daemon:
             return True
         except OSError:
             return False
+
+    def vm_processes(self):
+        """Every process below the daemon but its engine: QEMU and helpers."""
+        return [p for p in descendants(self.proc.pid)
+                if not cmdline(p).startswith("vmhostd: engine")]
+
+    def engine_pid(self):
+        """The engine: the monitor's child that runs as "vmhostd: engine"."""
+        for p in descendants(self.proc.pid):
+            if cmdline(p).startswith("vmhostd: engine"):
+                return p
+        return None
+
+    def kill9(self):
+        """kill -9 of every vmhostd process: the monitor, and the engine,
+        which follows it (a parent-death signal); returns once both are
+        gone, so that the next start cannot meet the old socket's last
+        listener."""
+        engine = self.engine_pid()
+        self.proc.kill()
+        self.proc.wait()
+
+        def gone():
+            try:
+                return "State:\tZ" in open(f"/proc/{engine}/status").read()
+            except OSError:
+                return True
+        if engine:
+            wait_until(gone, 10, "the engine to follow its monitor")
 
     def stderr(self):
         self.log.flush()
@@ -233,18 +268,38 @@ class Daemon:
             vm.share(tag, target)
         return vm
 
+    def cgroups(self, name=None):
+        """This daemon's VM cgroups (of name, or all), in every hierarchy."""
+        out = []
+        for base in qemu.cgroup_dirs(self.cgroup_parent):
+            out += [d for d in base.iterdir() if d.is_dir() and
+                    not d.name.startswith(".") and (name is None or d.name == name)]
+        return out
+
+    def remove_cgroup_parent(self):
+        """Once the daemon is gone: no VM cgroup of it is left, and its
+        own (empty) parent goes, which it cannot remove itself where the
+        hierarchy's root is 0555 (it dropped dac_override)."""
+        assert not self.cgroups(), f"cgroups left: {self.cgroups()}"
+        for base in qemu.cgroup_dirs(self.cgroup_parent):
+            base.rmdir()
+
     def assert_clean(self, name=None):
-        """No QEMU, virtiofsd or socket left for stopped VMs."""
+        """No QEMU, virtiofsd, passt, socket or cgroup left for stopped
+        VMs."""
         if self.proc and self.proc.poll() is None:
-            left = descendants(self.proc.pid)
+            left = self.vm_processes()
             assert not left, "leaked: " + "; ".join(cmdline(p) for p in left)
         names = [name] if name else [p.name for p in (self.state / "vms").iterdir()]
         for n in names:
-            d = self.state / "vms" / n
-            socks = [p.name for p in d.glob("*") if p.is_socket()] if d.exists() else []
-            assert not socks, f"{n}: sockets left: {socks}"
+            for d in (self.state / "vms" / n, self.state / "run" / n):
+                socks = [p.name for p in d.glob("*") if p.is_socket()] if d.exists() else []
+                assert not socks, f"{n}: sockets left in {d}: {socks}"
+                assert not (d / "record").exists(), f"{n}: run record left"
         mounts = pathlib.Path("/proc/mounts").read_text()
         assert str(self.state) not in mounts
+        for n in names:
+            assert not self.cgroups(n), f"{n}: cgroup left: {self.cgroups(n)}"
 
     def stop(self):
         """SIGTERM the daemon (it powers VMs off), then check for leaks."""
@@ -272,5 +327,6 @@ class Daemon:
                 pass
         assert not left, "left running after vmhostd exited: " + "; ".join(map(cmdline, left))
         assert not self.control.exists(), "control socket left behind"
+        self.remove_cgroup_parent()
         self.log.close()
         subprocess.run(["rm", "-rf", str(self.state)])

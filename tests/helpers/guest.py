@@ -27,7 +27,11 @@ def wait_for(pred, timeout, what, interval=0.05):
 class Guest:
     """One QEMU process and its virtiofsds; always call close()."""
 
-    def __init__(self, workdir, kernel, image, shares=None, extra=()):
+    def __init__(self, workdir, kernel, image, shares=None, extra=(), memfd=False,
+                 pass_fds=()):
+        """memfd: guest RAM in a shareable memfd even without shares (for
+        other vhost-user backends, such as vmhost-vsock); pass_fds: fds
+        QEMU inherits (extra can name them, as -chardev socket,fd=N)."""
         self.dir = pathlib.Path(workdir)
         self.serial = self.dir / "serial.log"
         self.hvc_path = self.dir / "hvc0.sock"
@@ -47,11 +51,12 @@ class Guest:
                 "-device", "virtconsole,chardev=hvc0,bus=vser0.0",
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
         try:
-            argv += self._start_shares(shares or {})
+            argv += self._start_shares(shares or {}, memfd)
             argv += list(extra)
             self.qemu_log = open(self.dir / "qemu.log", "wb")
             self.qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                         stdout=self.qemu_log, stderr=subprocess.STDOUT)
+                                         stdout=self.qemu_log, stderr=subprocess.STDOUT,
+                                         pass_fds=tuple(pass_fds))
             self.procs.append(self.qemu)
             wait_for(lambda: self.hvc_path.exists() or self.qemu.poll() is not None,
                      10, "QEMU sockets")
@@ -61,10 +66,10 @@ class Guest:
             self.close()
             raise
 
-    def _start_shares(self, shares):
+    def _start_shares(self, shares, memfd):
         """shares: {tag: host_dir}.  Each gets a virtiofsd; the guest learns
         the tags from fw_cfg, as the vmhost daemon tells it."""
-        if not shares:
+        if not shares and not memfd:
             return []
         args = ["-object", f"memory-backend-memfd,id=mem,size={MEM_MB}M,share=on",
                 "-numa", "node,memdev=mem"]
@@ -80,8 +85,9 @@ class Guest:
             assert p.poll() is None, "virtiofsd exited early"
             args += ["-chardev", f"socket,id=vfs{i},path={sock}",
                      "-device", f"vhost-user-fs-pci,chardev=vfs{i},tag={tag}"]
-        tags = ",,".join(shares)
-        args += ["-fw_cfg", f"name=opt/vmhost/virtiofs-tags,string={tags}"]
+        if shares:
+            tags = ",,".join(shares)
+            args += ["-fw_cfg", f"name=opt/vmhost/virtiofs-tags,string={tags}"]
         return args
 
     def qemu_output(self):

@@ -114,6 +114,9 @@ class VmmTry:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+            # Its VM's processes are in sessions of their own: what a
+            # killed vmm-try could not clean up goes with its cgroup.
+            kill_cgroup_tree(f"vmm-try-{self.proc.pid}")
         self.out.close()
         self.err.close()
 
@@ -122,6 +125,49 @@ class VmmTry:
 
     def stderr(self):
         return self.log.with_suffix(".err").read_text(errors="replace")
+
+
+def cgroup_dirs(name):
+    """DIR/name for each hierarchy of this process where it exists: the
+    v1 memory, pids and freezer ones, and cgroup2 (a hybrid host's
+    unified one, or /sys/fs/cgroup itself)."""
+    out = []
+    for line in pathlib.Path("/proc/self/cgroup").read_text().splitlines():
+        num, ctl, path = line.split(":", 2)
+        if num == "0" and not ctl:
+            mounts = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        else:
+            mounts = [f"/sys/fs/cgroup/{c}" for c in ctl.split(",")
+                      if c in ("memory", "pids", "freezer")]
+        for m in mounts:
+            d = pathlib.Path(m) / path.lstrip("/") / name
+            if d.is_dir() and d not in out:
+                out.append(d)
+    return out
+
+
+def kill_cgroup_tree(name):
+    """SIGKILL everything under our cgroup `name` and remove it."""
+    dirs = cgroup_dirs(name)
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        left = False
+        for d in dirs:
+            for procs in d.rglob("cgroup.procs"):
+                for pid in procs.read_text().split():
+                    left = True
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        if not left:
+            break
+        time.sleep(0.05)
+    for d in dirs:
+        for sub in sorted(d.rglob("*"), key=lambda p: -len(p.parts)):
+            if sub.is_dir():
+                sub.rmdir()
+        d.rmdir()
 
 
 def reported_pids(stderr, what):

@@ -9,9 +9,11 @@
 Fake kernels are a file starting with b"\\x7fELF"; pass kernel=PATH (and
 disk paths) to link a real kernel or image instead (copy=True copies).
 """
+import contextlib
 import os
 import pathlib
 import shutil
+import tempfile
 
 ELF = b"\x7fELF\x02\x01\x01" + b"\0" * 1017
 
@@ -34,6 +36,20 @@ def _place(dest, source, data, copy):
     else:
         dest.symlink_to(os.path.abspath(source))
     return dest
+
+
+@contextlib.contextmanager
+def open_tmp(prefix="vmh-t-"):
+    """A fresh directory under /tmp that every user may traverse (0755),
+    removed afterwards.  For trees with VM directories owned by other
+    users: the gatherer reads each with its owner's reach, and pytest's
+    tmp_path lies in a directory only root may enter."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        path.chmod(0o755)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class VmDir:
