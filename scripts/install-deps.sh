@@ -38,8 +38,10 @@ packages=(
 	waypipe wayland-utils weston python3-pil
 )
 # With --bench (make bench): the peer bench/bench.py compares vmhost with,
-# Debian's libvirt.  Not for make check: it pulls in systemd's packages.
-bench_packages=(libvirt-daemon-system libvirt-clients)
+# Debian's libvirt (not for make check: it pulls in systemd's packages);
+# git for the tree a run measured; strace and perf for
+# bench/profile_list.py.
+bench_packages=(libvirt-daemon-system libvirt-clients git strace linux-perf)
 
 bench=false
 list=false
