@@ -38,7 +38,7 @@ def test_install_tree(destdir):
     files = sorted(str(p.relative_to(destdir)) for p in destdir.rglob("*")
                    if p.is_file() or p.is_symlink())
     expected = sorted(
-        ["bin/vm", "sbin/vmhostd", "etc/default/vmhost", "lib/systemd/system/vmhostd.service",
+        ["bin/vm", "sbin/vmhostd", "libexec/vmhost/vmhost-vsock", "etc/default/vmhost", "lib/systemd/system/vmhostd.service",
          "share/bash-completion/completions/vm",
          "share/man/man1/vm.1", "share/man/man5/vmhost-dir.5", "share/man/man8/vmhostd.8",
          "share/doc/vmhost/examples/s6/vmhostd/run",
@@ -55,7 +55,7 @@ def test_install_tree(destdir):
         for link in (destdir / "bin" / a, destdir / "share/man/man1" / f"{a}.1",
                      destdir / "share/bash-completion/completions" / a):
             assert link.is_symlink() and os.readlink(link) in ("vm", "vm.1"), link
-    for exe in ("bin/vm", "sbin/vmhostd", "share/doc/vmhost/examples/s6/vmhostd/run",
+    for exe in ("bin/vm", "sbin/vmhostd", "libexec/vmhost/vmhost-vsock", "share/doc/vmhost/examples/s6/vmhostd/run",
                 "share/doc/vmhost/examples/s6/vmhostd/data/check"):
         assert os.access(destdir / exe, os.X_OK), exe
     # Paths in the installed files follow the prefix.

@@ -50,6 +50,8 @@ static struct vm_config *sample(void)
 	c->providers[1] = xstrdup("vpn");
 	c->provider_count = 2;
 	c->wayland = true;
+	c->uplink = true;
+	c->uplink_host_loopback = true;
 	c->memory = 512ull << 20;
 	c->cpus = 2;
 	c->cmdline = xstrdup("console=ttyS0 root=PARTLABEL=root");
@@ -102,6 +104,7 @@ static void assert_same(const struct vm_config *a, const struct vm_config *b)
 		assert_string_equal(a->providers[i], b->providers[i]);
 	assert_int_equal(a->wayland, b->wayland);
 	assert_int_equal(a->uplink, b->uplink);
+	assert_int_equal(a->uplink_host_loopback, b->uplink_host_loopback);
 	assert_int_equal(a->memory, b->memory);
 	assert_int_equal(a->cpus, b->cpus);
 	assert_string_equal(a->cmdline, b->cmdline);
@@ -281,6 +284,11 @@ static void test_raw_bytes(void **state)
 	o.buf[at] = 2;
 	assert_null(unpack(o.buf, o.len));
 	o.buf[at] = 1;
+	/* uplink: 2 is "host-loopback", 3 is nothing. */
+	assert_int_equal(o.buf[at + 1], 2);
+	o.buf[at + 1] = 3;
+	assert_null(unpack(o.buf, o.len));
+	o.buf[at + 1] = 2;
 	o.buf[o.len - 3] = '\0'; /* inside the cmdline */
 	assert_null(unpack(o.buf, o.len));
 	o.buf[o.len - 3] = 'o';

@@ -124,7 +124,8 @@ void vmwire_put_config(struct vmwire_out *o, const struct vm_config *c)
 	for (size_t i = 0; i < c->provider_count; i++)
 		vmwire_put_str(o, c->providers[i]);
 	vmwire_put_u8(o, c->wayland);
-	vmwire_put_u8(o, c->uplink);
+	/* 0: no uplink, 1: an uplink, 2: one that may reach host loopback. */
+	vmwire_put_u8(o, c->uplink ? 1 + c->uplink_host_loopback : 0);
 	vmwire_put_u64(o, c->memory);
 	vmwire_put_u32(o, c->cpus);
 	vmwire_put_str(o, c->cmdline);
@@ -413,15 +414,18 @@ static int vmwire_get_settings(struct vmwire_in *in, struct vm_config *c)
 {
 	const char *why;
 	uint32_t cpus;
+	uint8_t uplink;
 
 	if (vmwire_get_flag(in, &c->wayland) < 0 ||
-	    vmwire_get_flag(in, &c->uplink) < 0 ||
+	    vmwire_get_u8(in, &uplink) < 0 ||
 	    vmwire_get_u64(in, &c->memory) < 0 ||
 	    vmwire_get_u32(in, &cpus) < 0 ||
 	    vmwire_get_str(in, VMCONFIG_SETTING_MAX, &c->cmdline) < 0)
 		return -1;
 	c->cpus = cpus;
-	if (c->memory < VMCONFIG_MEMORY_MIN || c->memory > VMCONFIG_MEMORY_MAX ||
+	c->uplink = uplink > 0;
+	c->uplink_host_loopback = uplink == 2;
+	if (uplink > 2 || c->memory < VMCONFIG_MEMORY_MIN || c->memory > VMCONFIG_MEMORY_MAX ||
 	    c->memory % (1u << 20) || cpus < 1 || cpus > VMCONFIG_CPUS_MAX ||
 	    vmconfig_check_cmdline(c->cmdline, strlen(c->cmdline), &why) < 0)
 		return vmwire_bad();

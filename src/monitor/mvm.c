@@ -109,8 +109,10 @@ static void mvm_load_free(struct mload *l)
 			break;
 		}
 	}
-	if (l->sock.fd >= 0)
+	if (l->sock.fd >= 0) {
 		loop_del(&l->m->loop, &l->sock);
+		close(l->sock.fd);
+	}
 	if (l->deadline.fd >= 0) {
 		loop_del(&l->m->loop, &l->deadline);
 		close(l->deadline.fd);
@@ -163,8 +165,6 @@ static void mvm_load_ready(struct loop_source *src, uint32_t events)
 	r = gather_collect(&l->child, &files, &l->diags);
 	if (r == GATHER_PENDING)
 		return;
-	/* gather_collect closed the socket: no longer ours to watch. */
-	l->sock.fd = -1;
 	mvm_load_done(l, r < 0 ? GATHER_INVALID : r, &files);
 	mvm_load_free(l);
 }
@@ -173,8 +173,6 @@ static void mvm_load_deadline(struct loop_source *src, uint32_t events)
 {
 	struct mload *l = src->arg;
 
-	loop_del(&l->m->loop, &l->sock);
-	l->sock.fd = -1;
 	gather_timed_out(&l->child, &l->diags);
 	mvm_load_invalid(l->m, l->seq, l->name, &l->diags);
 	mvm_load_free(l);
@@ -221,13 +219,18 @@ void mvm_load(struct monitor *m, uint32_t seq, const char *name, bool keep)
 		mvm_load_free(l);
 		return;
 	}
-	l->sock = (struct loop_source){ l->child.sock, mvm_load_ready, l };
+	/* The loop watches a copy of the socket, closed only after its
+	 * epoll entry is gone: gather_collect closes the child's own once
+	 * it is done, and an entry whose fd is closed stays in the epoll set
+	 * while a forked child still holds the socket (a launch's fork),
+	 * firing for a freed mload. */
+	l->sock = (struct loop_source){
+		fcntl(l->child.sock, F_DUPFD_CLOEXEC, 3), mvm_load_ready, l };
 	l->deadline = (struct loop_source){ loop_timer_new(), mvm_load_deadline, l };
-	if (loop_add(&m->loop, &l->sock, EPOLLIN) < 0 || l->deadline.fd < 0 ||
+	if (l->sock.fd < 0 || loop_add(&m->loop, &l->sock, EPOLLIN) < 0 ||
+	    l->deadline.fd < 0 ||
 	    loop_add(&m->loop, &l->deadline, EPOLLIN) < 0 ||
 	    loop_timer_arm(l->deadline.fd, GATHER_TIMEOUT_MS) < 0) {
-		loop_del(&m->loop, &l->sock);
-		l->sock.fd = -1;
 		gather_cancel(&l->child);
 		diags_add(&l->diags, DIAG_ERROR, name, ".", "gathering it: %s",
 			  strerror(errno));
@@ -242,8 +245,6 @@ static void mvm_loads_free(struct monitor *m)
 	while (m->loads) {
 		struct mload *l = m->loads;
 
-		loop_del(&m->loop, &l->sock);
-		l->sock.fd = -1;
 		gather_cancel(&l->child);
 		mvm_load_free(l);
 	}

@@ -188,8 +188,10 @@ static int monitor_privileges(void)
 	}
 	privileges_names(permitted, names, sizeof names);
 	daemon_log("capabilities kept: %s", names);
-	privileges_names(bounding & ~permitted, names, sizeof names);
-	daemon_log("bounding set: those and, for virtiofsd only, %s", names);
+	if (bounding & ~permitted) {
+		privileges_names(bounding & ~permitted, names, sizeof names);
+		daemon_log("bounding set: those and %s", names);
+	}
 	return 0;
 }
 
