@@ -41,8 +41,11 @@ demo: deps
 	$(MAKE) guest
 	scripts/demo.sh $(BUILD)
 
-bench: all guest
-	/usr/bin/python3 bench/bench.py
+# Installs what it measures against too (libvirt: install-deps.sh --bench).
+bench:
+	scripts/install-deps.sh --bench
+	$(MAKE) all guest
+	/usr/bin/python3 bench/bench.py $(BENCH_ARGS)
 
 fuzz:
 	scripts/fuzz.sh $(BUILD)/fuzz

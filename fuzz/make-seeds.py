@@ -136,9 +136,20 @@ def vsock():
             "refused": b"\x03" + post + send(1, hport=7) + send(5, b"x") + send(1, valid=False) + run}
 
 
+def trace():
+    # Byte 0: read size - 1; then the guest's serial output.
+    boot = b"[    0.000000] Linux version 6.1\r\nvmhost-guest: virtio-fs data\r\n"
+    return {
+        "ready": b"\x00" + boot + b"vmhost-guest: ready\r\n",
+        "split": b"\x06" + boot + b"vvmhost-guest: rvmhost-guest: ready\n",
+        "almost": b"\x02" + boot + b"vmhost-guest: read\nvmhost-guest: READY\n",
+        "empty": b"\x10",
+    }
+
+
 for name, seeds in (("loader", loader()), ("control", control()),
                     ("session", session()), ("qmp", qmp()), ("vmwire", vmwire()),
-                    ("vsock", vsock())):
+                    ("vsock", vsock()), ("trace", trace())):
     d = HERE / "corpus" / name
     d.mkdir(parents=True, exist_ok=True)
     for k, v in seeds.items():

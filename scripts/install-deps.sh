@@ -4,7 +4,9 @@
 # apt-get runs only when something is missing.  tests/test_deps.py checks
 # that every program the scripts and tests run comes from this list.
 #
-# usage: scripts/install-deps.sh [--list]   (--list: print the names only)
+# usage: scripts/install-deps.sh [--bench] [--list]
+#   --bench: also what only `make bench` needs (the libvirt peer)
+#   --list:  print the names only, --bench's too (tests/test_deps.py)
 set -euo pipefail
 
 packages=(
@@ -39,10 +41,27 @@ packages=(
 	# getfacl: the tests read the compositor socket's grants
 	acl
 )
+# With --bench (make bench): the peer bench/bench.py compares vmhost with,
+# Debian's libvirt (not for make check: it pulls in systemd's packages);
+# git for the tree a run measured; strace and perf for
+# bench/profile_list.py.
+bench_packages=(libvirt-daemon-system libvirt-clients git strace linux-perf)
 
-if [ "${1:-}" = --list ]; then
-	printf '%s\n' "${packages[@]}"
+bench=false
+list=false
+for arg in "$@"; do
+	case $arg in
+	--bench) bench=true ;;
+	--list) list=true ;;
+	*) echo "usage: $0 [--bench] [--list]" >&2; exit 2 ;;
+	esac
+done
+if $list; then
+	printf '%s\n' "${packages[@]}" "${bench_packages[@]}"
 	exit 0
+fi
+if $bench; then
+	packages+=("${bench_packages[@]}")
 fi
 
 missing=()

@@ -191,9 +191,11 @@ def owner(path):
             candidates.append("/usr" + p)
     for p in candidates:
         r = subprocess.run(["dpkg", "-S", p], capture_output=True, text=True)
-        if r.returncode == 0:
-            # "pkg:arch, other: /path" -> first package
-            return r.stdout.split(":")[0].split(",")[0].strip()
+        # "pkg:arch, other: /path" -> first package; a diverted path
+        # (/bin/sh, /usr/bin/perf) has "diversion by PKG ..." lines too.
+        lines = [ln for ln in r.stdout.splitlines() if not ln.startswith("diversion by ")]
+        if r.returncode == 0 and lines:
+            return lines[0].split(":")[0].split(",")[0].strip()
     return None
 
 

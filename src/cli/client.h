@@ -11,6 +11,7 @@
 
 #define CLIENT_DEFAULT_STATE_DIR "/run/vmhost"
 #define CLIENT_REPLY_MAX (4 * 1024 * 1024)
+#define CLIENT_REPLY_FIRST (64 * 1024) /* the read buffer to begin with */
 
 struct client_conn {
 	int fd;

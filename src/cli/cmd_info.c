@@ -32,6 +32,26 @@ static void info_link(json_t *l)
 	putchar('\n');
 }
 
+/* The last start's phases, in ms after the request (trace.h). */
+static void info_trace(json_t *trace)
+{
+	json_t *ms = json_object_get(trace, "ms"), *v;
+	const char *phase;
+	bool first = true;
+
+	if (!json_is_object(ms))
+		return;
+	printf("start:     ");
+	json_object_foreach(ms, phase, v) {
+		if (!json_is_number(v) || !strcmp(phase, "accepted"))
+			continue;
+		printf("%s%s +%.1f ms", first ? "" : ", ", phase,
+		       json_number_value(v));
+		first = false;
+	}
+	printf("%s\n", first ? "request accepted, no phase since" : "");
+}
+
 static void info_print(json_t *vm)
 {
 	json_t *cfg = json_object_get(vm, "config"), *a, *x;
@@ -94,6 +114,7 @@ static void info_print(json_t *vm)
 	}
 	json_array_foreach(json_object_get(vm, "links"), i, x)
 		info_link(x);
+	info_trace(json_object_get(vm, "start_trace"));
 	json_array_foreach(json_object_get(vm, "notes"), i, x)
 		printf("note:      %s\n", cli_text(json_string_value(x)));
 }

@@ -807,6 +807,9 @@ static void test_list(void **state)
 	t_path(t, "b", p, sizeof(p));
 	t_link(t, p, "linked");
 	t_link(t, "nowhere", "broken");
+	/* A link to a file is no VM (the entry type alone does not say). */
+	t_path(t, "file", p, sizeof(p));
+	t_link(t, p, "tofile");
 	assert_int_equal(vmconfig_list(t->root, &names, &n), 0);
 	assert_int_equal(n, 5);
 	assert_string_equal(names[0], "a");

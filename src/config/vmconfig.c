@@ -183,7 +183,8 @@ static int vmconfig_str_cmp(const void *a, const void *b)
 /* Every name in dir but . and .. that keep() accepts (NULL: all), sorted:
  * readdir order is arbitrary, and both what we build and what we report
  * must not depend on it.  Closes dir.  -1 with errno ENOMEM. */
-static int vmconfig_read_names(DIR *dir, bool (*keep)(int dirfd, const char *name),
+static int vmconfig_read_names(DIR *dir,
+			       bool (*keep)(int dirfd, const struct dirent *de),
 			       char ***names, size_t *count)
 {
 	char **list = NULL, **grown;
@@ -191,7 +192,7 @@ static int vmconfig_read_names(DIR *dir, bool (*keep)(int dirfd, const char *nam
 	size_t n = 0, cap = 0;
 
 	while ((de = readdir(dir))) {
-		if (vmconfig_dot(de->d_name) || (keep && !keep(dirfd(dir), de->d_name)))
+		if (vmconfig_dot(de->d_name) || (keep && !keep(dirfd(dir), de)))
 			continue;
 		if (n == cap) {
 			cap = cap ? 2 * cap : 16;
@@ -619,9 +620,9 @@ static void load_shares(struct load *l)
 			   l->cfg->share_count, VMCONFIG_SHARES_MAX);
 }
 
-static bool vmconfig_keep_name(int dirfd, const char *name)
+static bool vmconfig_keep_name(int dirfd, const struct dirent *de)
 {
-	return vmconfig_name_valid(name);
+	return vmconfig_name_valid(de->d_name);
 }
 
 /* The valid names in VM/providers/net, sorted; for walking the provider
@@ -1219,15 +1220,27 @@ void vmconfig_free(struct vm_config *cfg)
 }
 
 /* Directories and links to them; a broken link is listed too, so that
- * `vm check` reports it. */
-static bool vmconfig_keep_vm_dir(int dirfd, const char *name)
+ * `vm check` reports it.  The entry's type saves a stat for each VM (the
+ * daemon lists the root at every `vm list`); only links, and file systems
+ * that do not say (DT_UNKNOWN), are looked at. */
+static bool vmconfig_keep_vm_dir(int dirfd, const struct dirent *de)
 {
 	struct stat st;
 
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	switch (de->d_type) {
+	case DT_DIR:
+		return true;
+	case DT_LNK:
+		return fstatat(dirfd, de->d_name, &st, 0) < 0 || S_ISDIR(st.st_mode);
+	case DT_UNKNOWN:
+		break;
+	default:
+		return false;
+	}
+	if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return false;
 	if (S_ISLNK(st.st_mode))
-		return fstatat(dirfd, name, &st, 0) < 0 || S_ISDIR(st.st_mode);
+		return fstatat(dirfd, de->d_name, &st, 0) < 0 || S_ISDIR(st.st_mode);
 	return S_ISDIR(st.st_mode);
 }
 

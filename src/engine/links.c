@@ -267,9 +267,14 @@ static void links_plug(struct vmlink *l)
 	     (*p.ports_busy & (1ull << port)); port++)
 		;
 	if (port >= p.hotplug_ports) {
-		snprintf(l->why, sizeof(l->why),
-			 "%s has no free hot-plug port (it has %u)", l->provider,
-			 p.hotplug_ports);
+		if (!p.hotplug_ports)
+			snprintf(l->why, sizeof(l->why),
+				 "%s started as no VM's provider, so it has no hot-plug port: restart it",
+				 l->provider);
+		else
+			snprintf(l->why, sizeof(l->why),
+				 "%s has no free hot-plug port (it has %u)",
+				 l->provider, p.hotplug_ports);
 		goto fail;
 	}
 	fd = l->ls->ops->plug(l->ls->arg, l->client, l->provider, l->why,

@@ -154,8 +154,11 @@ static bool qmps_handshake(struct qmp_session *s, const struct qmp_msg *msg)
 	if (s->step == STEP_DONE)
 		return false;
 	if (msg->kind == QMP_GREETING) {
-		if (s->step == STEP_GREETING)
-			qmps_step_send(s, STEP_CAPS, "qmp_capabilities");
+		if (s->step != STEP_GREETING)
+			return true;
+		if (s->ops->greeted)
+			s->ops->greeted(s->owner);
+		qmps_step_send(s, STEP_CAPS, "qmp_capabilities");
 		return true;
 	}
 	if ((msg->kind != QMP_RETURN && msg->kind != QMP_ERROR) ||

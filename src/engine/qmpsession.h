@@ -36,6 +36,7 @@ typedef void qmps_reply_fn(void *owner, const struct qmp_msg *reply,
 			   void *arg);
 
 struct qmps_ops {
+	void (*greeted)(void *owner);   /* QEMU greeted (NULL: not wanted) */
 	void (*ready)(void *owner);                     /* guest runs */
 	void (*failed)(void *owner, const char *why);   /* handshake failed */
 	void (*event)(void *owner, const struct qmp_msg *msg);

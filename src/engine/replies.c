@@ -76,6 +76,7 @@ static json_t *replies_detail(struct engine *e, struct vm *vm, json_t *cfg,
 	json_object_set_new(o, "notes", notes);
 	json_object_set_new(o, "links", links_json(&e->links, vm->name,
 						   link_ids));
+	json_object_set_new(o, "start_trace", start_trace_json(&vm->trace));
 	return o;
 }
 

@@ -139,9 +139,11 @@ static void loaded(struct vm *vm, const char *providers_json)
 	vm_event(vm, &ev);
 }
 
-/* LAUNCHED with five real fds; the test keeps the other ends.  adopted:
- * a run handed over by the monitor to a new engine. */
-static void launched_as(struct vm *vm, int peers[5], bool adopted)
+/* LAUNCHED with five real fds and the monitor's message data (NULL: a
+ * plain one); the test keeps the other ends.  adopted: a run handed over
+ * by the monitor to a new engine. */
+static void launched_with(struct vm *vm, int peers[5], bool adopted,
+			  json_t *data)
 {
 	struct vm_ev ev = { .type = EV_LAUNCHED, .adopted = adopted };
 	int sv[2];
@@ -152,9 +154,15 @@ static void launched_as(struct vm *vm, int peers[5], bool adopted)
 		ev.fds[i] = sv[0];
 		peers[i] = sv[1];
 	}
-	ev.data = json_loads("{\"ok\":true,\"pid\":4242,\"uid\":0,\"accel\":\"tcg\","
-			     "\"hotplug_ports\":0,\"links\":[]}", 0, NULL);
+	ev.data = data ? data :
+		json_loads("{\"ok\":true,\"pid\":4242,\"uid\":0,\"accel\":\"tcg\","
+			   "\"hotplug_ports\":0,\"links\":[]}", 0, NULL);
 	vm_event(vm, &ev);
+}
+
+static void launched_as(struct vm *vm, int peers[5], bool adopted)
+{
+	launched_with(vm, peers, adopted, NULL);
 }
 
 static void launched(struct vm *vm, int peers[5])
@@ -467,6 +475,59 @@ static void test_pipelined_stop_start(void **state)
 	close_peers(peers);
 }
 
+/* The start trace: the engine's own marks where its events happen, the
+ * monitor's taken from PS_LAUNCHED, the serial ones from what the guest
+ * writes, and `vm info`'s JSON of them. */
+static void test_start_trace(void **state)
+{
+	struct vm *vm = new_vm("t");
+	const char out[] = "[    0.1] Linux\r\nvmhost-guest: rea";
+	uint64_t t0;
+	json_t *j;
+	int peers[5];
+
+	event(vm, EV_START);
+	t0 = vm->trace.ns[START_ACCEPTED];
+	assert_int_not_equal(t0, 0);
+	loaded(vm, "[]");
+	assert_true(vm->trace.ns[START_CONFIG_LOADED] >= t0);
+	launched_with(vm, peers, false, json_pack(
+		"{s:b,s:i,s:i,s:s,s:i,s:[],s:{s:I,s:I,s:I}}", "ok", 1,
+		"pid", 4242, "uid", 0, "accel", "tcg", "hotplug_ports", 0,
+		"links", "start_trace", "files_opened", (json_int_t)t0 + 1,
+		"helpers_spawned", (json_int_t)t0 + 2, "qemu_exec",
+		(json_int_t)t0 + 3));
+	assert_int_equal(vm->state, VM_BOOTING);
+	assert_int_equal(vm->trace.ns[START_FILES_OPENED], t0 + 1);
+	assert_int_equal(vm->trace.ns[START_HELPERS_SPAWNED], t0 + 2);
+	assert_int_equal(vm->trace.ns[START_QEMU_EXEC], t0 + 3);
+	event(vm, EV_QMP_UP);
+	assert_int_not_equal(vm->trace.ns[START_QMP_READY], 0);
+	/* The ready line in two writes of the guest. */
+	assert_int_equal(write(peers[1], out, sizeof out - 1), (ssize_t)sizeof out - 1);
+	while (!vm->trace.ns[START_FIRST_SERIAL])
+		assert_int_equal(loop_once(&F.loop, 5000), 1);
+	assert_int_equal(vm->trace.ns[START_READY_LINE], 0);
+	assert_int_equal(write(peers[1], "dy\r\n", 4), 4);
+	while (!vm->trace.ns[START_READY_LINE])
+		assert_int_equal(loop_once(&F.loop, 5000), 1);
+	j = start_trace_json(&vm->trace);
+	assert_true(json_is_null(json_object_get(json_object_get(j, "ms"),
+						 "qmp_greeting")));
+	assert_true(json_real_value(json_object_get(json_object_get(j, "ms"),
+						    "ready_line")) > 0);
+	json_decref(j);
+	/* Kept once it settles, for vm info; a new start begins afresh. */
+	event(vm, EV_FORCE);
+	event(vm, EV_GONE);
+	assert_int_equal(vm->state, VM_STOPPED);
+	assert_int_not_equal(vm->trace.ns[START_READY_LINE], 0);
+	event(vm, EV_START);
+	assert_true(vm->trace.ns[START_ACCEPTED] >= t0);
+	assert_int_equal(vm->trace.ns[START_READY_LINE], 0);
+	close_peers(peers);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -476,6 +537,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_provider_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failing_synchronous_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined_stop_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_trace, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

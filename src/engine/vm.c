@@ -424,6 +424,7 @@ static enum vm_state act_load(struct vm *vm, struct vm_ev *ev)
 	char reason[VM_REASON_SIZE];
 
 	vm_wait(vm, ev->c, VM_WAIT_START);
+	start_trace_begin(&vm->trace);
 	vm->end_state = vm->state;   /* loading: where a bad directory returns */
 	snprintf(vm->end_reason, sizeof vm->end_reason, "%s", vm->reason);
 	if (B(vm)->load(BA(vm), vm) < 0) {
@@ -513,6 +514,7 @@ static enum vm_state act_loaded(struct vm *vm, struct vm_ev *ev)
 	char why[VM_REASON_SIZE];
 	size_t i;
 
+	start_trace_mark(&vm->trace, START_CONFIG_LOADED);
 	vm->config = json_incref(json_object_get(ev->data, "config"));
 	vm->link_ids = json_incref(json_object_get(ev->data, "links"));
 	providers = json_object_get(vm->config, "providers");
@@ -618,6 +620,13 @@ static enum vm_state act_fail(struct vm *vm, struct vm_ev *ev)
 	return vm_settle(vm, VM_FAILED, ev->reason);
 }
 
+static void vm_qmp_greeted(void *owner)
+{
+	struct vm *vm = owner;
+
+	start_trace_mark(&vm->trace, START_QMP_GREETING);
+}
+
 static void vm_qmp_ready(void *owner)
 {
 	vm_event_simple(owner, EV_QMP_UP, NULL);
@@ -641,6 +650,7 @@ static void vm_qmp_event(void *owner, const struct qmp_msg *msg)
 }
 
 static const struct qmps_ops vm_qmp_ops = {
+	.greeted = vm_qmp_greeted,
 	.ready = vm_qmp_ready,
 	.failed = vm_qmp_failed,
 	.event = vm_qmp_event,
@@ -650,6 +660,7 @@ static void vm_serial_tap(void *arg, const char *data, size_t n)
 {
 	struct vm *vm = arg;
 
+	start_trace_serial(&vm->trace, data, n);
 	for (size_t i = 0; i < vm->follower_count; i++)
 		control_send(vm->followers[i], data, n);
 }
@@ -736,6 +747,8 @@ static enum vm_state act_launched(struct vm *vm, struct vm_ev *ev)
 {
 	char reason[VM_REASON_SIZE];
 
+	/* The monitor's marks: files, helpers, QEMU's exec. */
+	start_trace_take(&vm->trace, json_object_get(ev->data, "start_trace"));
 	if (vm_run_open(vm, ev, reason, sizeof reason) < 0)
 		return vm_go_down(vm, true, VM_FAILED, reason);
 	if (!ev->adopted)
@@ -779,6 +792,7 @@ static enum vm_state act_qmp_up(struct vm *vm, struct vm_ev *ev)
 	time_t since = vm->since;
 
 	vm_timer_close(vm);
+	start_trace_mark(&vm->trace, START_QMP_READY);
 	vm_set(vm, VM_RUNNING, NULL);
 	if (vm->run->adopted && since)
 		vm->since = since;   /* it has run since then, not since now */

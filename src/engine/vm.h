@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "common/loop.h"
+#include "common/trace.h"
 #include "config/vmconfig.h"
 #include "engine/console.h"
 #include "engine/control.h"
@@ -156,6 +157,7 @@ struct vm {
 	enum vm_state state;
 	char reason[VM_REASON_SIZE];
 	time_t since;
+	struct start_trace trace;  /* the last start's phases (trace.h) */
 
 	/* From loading until settled: the gathered configuration (the
 	 * monitor's JSON: see vmconfig_json in config/). */

@@ -100,6 +100,7 @@ struct monitor {
 	struct mload *loads;     /* gatherings in progress */
 	enum vmm_accel accel;
 	const char *accel_why;
+	unsigned long tsc_khz;   /* TCG: the host's TSC rate (vmm.h); 0: unknown */
 	const char *qemu;        /* --qemu: the emulator; NULL: Debian's */
 	const char *wayland_display; /* the compositor's socket; NULL: none */
 	const char *vsock_backend;   /* vmhost-vsock's path, and it opened */

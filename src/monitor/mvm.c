@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/trace.h"
 #include "config/vmjson.h"
 #include "monitor/channel.h"
 #include "monitor/netlinks.h"
@@ -584,14 +585,16 @@ static void mvm_close_fds(int *fds, size_t n)
 
 /* Everything a gathered VM's run needs, made and started, or on failure
  * nothing of it left (vmd's config_setvm and vm_start: one path out). */
-static int mvm_run_start(struct monitor *m, struct mvm *vm, char *err,
-			 size_t len)
+static int mvm_run_start(struct monitor *m, struct mvm *vm,
+			 struct start_trace *trace, char *err, size_t len)
 {
 	const struct vm_config *cfg = vm->files.cfg;
 	struct launch_req q = {
 		.files = &vm->files,
 		.qemu = m->qemu,
 		.accel = m->accel,
+		.tsc_khz = m->tsc_khz,
+		.trace = trace,
 		.run_dir = vm->run_dir,
 		.cgroups = m->cgroups,
 		.qemu_log_fd = -1,
@@ -718,6 +721,7 @@ fail:
 void mvm_launch(struct monitor *m, uint32_t seq, const char *name)
 {
 	struct mvm *vm = mvm_find(m, name, false);
+	struct start_trace trace;
 	char err[512];
 	json_t *o;
 	int r;
@@ -730,7 +734,10 @@ void mvm_launch(struct monitor *m, uint32_t seq, const char *name)
 			"name", name, "ok", 0, "error", err), NULL, 0);
 		return;
 	}
-	r = mvm_run_start(m, vm, err, sizeof err);
+	/* The launch's marks of the start trace (common/trace.h), for the
+	 * engine's: this trace begins at the request to launch. */
+	start_trace_begin(&trace);
+	r = mvm_run_start(m, vm, &trace, err, sizeof err);
 	/* The run holds what it needs of the gathered files. */
 	vm_files_release(&vm->files);
 	vm->held = false;
@@ -742,6 +749,7 @@ void mvm_launch(struct monitor *m, uint32_t seq, const char *name)
 	}
 	o = record_run_json(vm);
 	json_object_set_new(o, "ok", json_true());
+	json_object_set_new(o, "start_trace", start_trace_marks(&trace));
 	engine_send(m, PS_LAUNCHED, seq, o, vm->fds, RUN_FDS);
 }
 

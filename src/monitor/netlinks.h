@@ -30,7 +30,8 @@ void netlinks_fini(struct monitor *m);
  * null for a pair never started). */
 json_t *netlinks_ids(struct monitor *m, const struct vm_config *cfg);
 /* How many hot-plug ports a provider gets: one per VM in the config root
- * that names it, and a few spare. */
+ * that names it, and a few spare; none if no VM names it (a leaf VM,
+ * which boots on microvm, and takes a client only after a restart). */
 unsigned int netlinks_ports(struct monitor *m, const char *name);
 
 /* Launching vm: one link per provider, its client tap's fd in nics[i]

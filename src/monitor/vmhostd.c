@@ -392,6 +392,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmhostd: --accel %s: use auto, kvm or tcg\n", accel);
 		return 2;
 	}
+	/* TCG guests are told their TSC rate; leaf VMs need it for microvm
+	 * (vmm.h).  Once, here: it takes 50 ms. */
+	if (m.accel == VMM_ACCEL_TCG && vmm_host_tsc_khz(&m.tsc_khz) < 0)
+		m.tsc_khz = 0;
 	if (monitor_uid_base(&m, uid_base) < 0) {
 		fprintf(stderr, "vmhostd: --uid-base %s: use a number from 1000 to %u\n",
 			uid_base, 0xfffffff0u - VMUID_SLOTS);
@@ -483,6 +487,10 @@ int main(int argc, char **argv)
 	daemon_log("listening on %s; config root %s; accel %s: %s",
 		   m.control_path, m.roots.config_root, vmm_accel_name(m.accel),
 		   m.accel_why);
+	if (m.accel == VMM_ACCEL_TCG)
+		daemon_log(m.tsc_khz ? "TCG: host TSC at %lu kHz: leaf VMs boot on microvm" :
+			   "TCG: the host does not keep time with its TSC: every VM boots on q35",
+			   m.tsc_khz);
 	if (m.uid_base)
 		daemon_log("QEMU runs as uid and gid %u + slot, one per running VM; the engine as %u",
 			   (unsigned int)m.uid_base, (unsigned int)m.engine_uid);

@@ -55,8 +55,10 @@ enum ps_type {
 			 *  "diagnostics"}; links: [{"provider", "id"}] as
 			 *  the link table has them */
 	PS_LAUNCHED,    /* {"name", "ok", "error" | "pid", "uid", "accel",
-			 *  "links": [...], "hotplug_ports"} + fds: QMP,
-			 *  serial, console, qemu.log pipe, helpers' pipe */
+			 *  "links": [...], "hotplug_ports", "start_trace":
+			 *  {phase: CLOCK_MONOTONIC ns} (common/trace.h)}
+			 *  + fds: QMP, serial, console, qemu.log pipe,
+			 *  helpers' pipe */
 	PS_EXITED,      /* {"name", "what", "code", "status", "main"} */
 	PS_GONE,        /* {"name"}: nothing of the VM's run is left */
 	PS_TAP,         /* {"ok", "error"} + fd: the provider's tap */

@@ -604,6 +604,7 @@ static int launch_qemu(const struct launch_req *q, struct vm_run *run,
 		.nics = q->nics,
 		.nic_count = q->nic_count,
 		.hotplug_ports = q->hotplug_ports,
+		.tsc_khz = q->tsc_khz,
 		.uplink_fd = uplink_fd,
 		.vsock = vsock_fd >= 0,
 		.vsock_fd = vsock_fd,
@@ -642,6 +643,13 @@ out:
 	vmm_argv_free(argv);
 	free(keep);
 	return rc;
+}
+
+/* The start trace's mark for phase, if the caller keeps one. */
+static void launch_mark(const struct launch_req *q, enum start_phase phase)
+{
+	if (q->trace)
+		start_trace_mark(q->trace, phase);
 }
 
 static void launch_run_init(struct vm_run *run)
@@ -736,6 +744,7 @@ int launch_start(const struct launch_req *q, struct vm_run *run,
 			goto fail_dir;
 		}
 	}
+	launch_mark(q, START_FILES_OPENED);
 	for (size_t i = 0; i < cfg->share_count; i++) {
 		if (launch_fsd(q, run, dirfd, i, &vfs[i], err, len) < 0)
 			goto fail_dir;
@@ -759,8 +768,10 @@ int launch_start(const struct launch_req *q, struct vm_run *run,
 			goto fail_dir;
 		}
 	}
+	launch_mark(q, START_HELPERS_SPAWNED);
 	if (launch_qemu(q, run, chardevs, vfs, uplink, vsock, err, len) < 0)
 		goto fail_dir;
+	launch_mark(q, START_QEMU_EXEC);
 	if (launch_connect_all(dirfd, &run->qmp_fd, &run->serial_fd,
 			       &run->console_fd) < 0) {
 		snprintf(err, len, "start failed: connecting to QEMU: %s",

@@ -40,6 +40,7 @@
 #include <sys/types.h>
 
 #include "common/privdrop.h"
+#include "common/trace.h"
 #include "config/vmfiles.h"
 #include "vmm/cgroup.h"
 #include "vmm/vmm.h"
@@ -99,7 +100,10 @@ struct launch_req {
 	const struct privdrop *drop;
 	const struct vmm_nic *nics;  /* taps of the links, ours to keep */
 	size_t nic_count;
-	unsigned int hotplug_ports;
+	unsigned int hotplug_ports;  /* 0: a leaf VM, on microvm (qemu.c) */
+	unsigned long tsc_khz;       /* TCG: the host's TSC rate (vmm.h) */
+	struct start_trace *trace;   /* NULL, or where the launch marks files
+				      * opened, helpers spawned, QEMU exec */
 	const char *run_dir;         /* STATE/vms/NAME, root's, 0700 */
 	const struct cgroup_root *cgroups; /* NULL: no cgroup */
 	int qemu_log_fd;             /* QEMU's and passt's stdout and stderr */

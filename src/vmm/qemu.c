@@ -101,6 +101,78 @@ static void qemu_uplink_mac(const char *name, char *buf)
 /* Appended to the guest's command line under TCG only. */
 #define QEMU_TCG_CMDLINE "no_timer_check"
 
+/* microvm's virtio-mmio transports (24 with its second IO-APIC, which
+ * QEMU adds with ACPI). */
+#define QEMU_MICROVM_TRANSPORTS 24
+
+/* Leaf VMs, those no provider link is hot-plugged into (no hot-plug
+ * ports), boot on microvm: virtio-mmio instead of PCI, no PCI bus to
+ * enumerate, ACPI only for the power button; the guest reaches its ready
+ * line sooner (docs/benchmarks.md).  Under TCG only when the guest can be
+ * told its TSC rate: otherwise its kernel calibrates the TSC against the
+ * PIT, which fails now and then on a busy host, and with no HPET, no PM
+ * timer and no IRQ0 override in microvm's tables nothing else keeps time
+ * and the boot hangs.  And only while its virtio devices fit.  A VM with
+ * the vhost-user-vsock device stays on q35: vmhost-vsock and the guest's
+ * relay have not been tried on virtio-mmio. */
+static bool qemu_microvm(const struct vmm_launch *l)
+{
+	const struct vm_config *c = l->cfg;
+	size_t devices = 1 + c->disk_count + c->share_count + l->nic_count +
+			 (c->uplink ? 1 : 0);
+
+	return !l->hotplug_ports && !l->vsock &&
+	       devices <= QEMU_MICROVM_TRANSPORTS &&
+	       (l->accel == VMM_ACCEL_KVM || l->tsc_khz);
+}
+
+/* A virtio device's name on the VM's transport: NAME-pci or, on
+ * microvm, NAME-device (virtio-mmio). */
+static const char *qemu_virtio(const struct vmm_launch *l)
+{
+	return qemu_microvm(l) ? "device" : "pci";
+}
+
+/* -machine and firmware.  q35: no i8042 (nothing uses a PS/2 keyboard or
+ * mouse, and the guest kernel waits for the mouse probe before it runs
+ * init, ~0.5 s under TCG); qboot instead of SeaBIOS (every boot is
+ * -kernel, and qboot gets there faster; docs/benchmarks.md has both).
+ * microvm: its default firmware is qboot already; an ISA serial port for
+ * ttyS0, the RTC (without it the guest boots slower), ACPI for the power
+ * button (vm stop); virtio 1.0 on virtio-mmio, as virtiofsd serves no
+ * legacy device. */
+static int qemu_args_machine_type(struct qemu_argv *a,
+				  const struct vmm_launch *l)
+{
+	if (qemu_microvm(l))
+		return qemu_arg(a, "-machine") ||
+		       qemu_arg(a, "microvm,memory-backend=mem,isa-serial=on,"
+				"rtc=on,acpi=on") ||
+		       qemu_arg(a, "-global") ||
+		       qemu_arg(a, "virtio-mmio.force-legacy=false") ? -1 : 0;
+	return qemu_arg(a, "-machine") ||
+	       qemu_arg(a, "q35,memory-backend=mem,i8042=off") ||
+	       qemu_arg(a, "-bios") || qemu_arg(a, VMM_QBOOT_PATH) ? -1 : 0;
+}
+
+/* The guest's command line.  Under TCG the guest's TSC runs at the host's
+ * rate: on microvm say which (tsc_early_khz), and that it is reliable
+ * (the host keeps time with it), so the guest calibrates nothing. */
+static int qemu_args_append(struct qemu_argv *a, const struct vmm_launch *l)
+{
+	const char *cmdline = l->cfg->cmdline;
+
+	if (qemu_arg(a, "-append"))
+		return -1;
+	if (l->accel == VMM_ACCEL_KVM)
+		return qemu_arg(a, "%s", cmdline);
+	if (qemu_microvm(l))
+		return qemu_arg(a, "%s " QEMU_TCG_CMDLINE
+				" tsc_early_khz=%lu tsc=reliable", cmdline,
+				l->tsc_khz);
+	return qemu_arg(a, "%s " QEMU_TCG_CMDLINE, cmdline);
+}
+
 static int qemu_args_machine(struct qemu_argv *a, const struct vmm_launch *l)
 {
 	const struct vm_config *c = l->cfg;
@@ -119,15 +191,8 @@ static int qemu_args_machine(struct qemu_argv *a, const struct vmm_launch *l)
 	    qemu_arg(a, "-S") ||
 	    qemu_arg(a, "-nodefaults") || qemu_arg(a, "-no-user-config") ||
 	    qemu_arg(a, "-display") || qemu_arg(a, "none") ||
-	    /* QEMU refuses -machine accel= together with -accel.  No i8042:
-	     * nothing uses a PS/2 keyboard or mouse, and the guest kernel
-	     * waits for the mouse probe before it runs init (~0.5 s under
-	     * TCG).  qboot instead of SeaBIOS: every boot is -kernel, and
-	     * qboot gets there faster (docs/benchmarks.md has both). */
-	    qemu_arg(a, "-machine") ||
-	    qemu_arg(a, "q35,memory-backend=mem,i8042=off") ||
-	    qemu_arg(a, "-bios") || qemu_arg(a, VMM_QBOOT_PATH) ||
-	    qemu_arg(a, "-accel"))
+	    /* QEMU refuses -machine accel= together with -accel. */
+	    qemu_args_machine_type(a, l) || qemu_arg(a, "-accel"))
 		return -1;
 	/* TCG's code cache is memory the VM's cgroup pays for (launch.h):
 	 * a fixed size, not QEMU's default that grows towards 1 GiB. */
@@ -146,8 +211,7 @@ static int qemu_args_machine(struct qemu_argv *a, const struct vmm_launch *l)
 	    /* Under TCG on a busy host the vCPU can miss the ticks the
 	     * kernel's IO-APIC timer check counts, and the guest panics
 	     * ("IO-APIC + timer doesn't work!"); the timer is fine. */
-	    qemu_arg(a, "-append") ||
-	    qemu_arg(a, "%s%s", c->cmdline, kvm ? "" : " " QEMU_TCG_CMDLINE) ||
+	    qemu_args_append(a, l) ||
 	    qemu_arg(a, "-sandbox") ||
 	    qemu_arg(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
 		     "resourcecontrol=deny"))
@@ -190,7 +254,8 @@ static int qemu_args_chardevs(struct qemu_argv *a, const struct vmm_launch *l)
 	       qemu_arg(a, "socket,id=serial0,fd=%d,server=on,wait=off",
 			l->serial_fd) ||
 	       qemu_arg(a, "-serial") || qemu_arg(a, "chardev:serial0") ||
-	       qemu_arg(a, "-device") || qemu_arg(a, "virtio-serial-pci,id=vser0") ||
+	       qemu_arg(a, "-device") ||
+	       qemu_arg(a, "virtio-serial-%s,id=vser0", qemu_virtio(l)) ||
 	       qemu_arg(a, "-chardev") ||
 	       qemu_arg(a, "socket,id=hvc0,fd=%d,server=on,wait=off",
 			l->console_fd) ||
@@ -221,7 +286,8 @@ static int qemu_args_disks(struct qemu_argv *a, const struct vmm_launch *l)
 			     i, S_ISBLK(st.st_mode) ? "host_device" : "file",
 			     i + 1) ||
 		    qemu_arg(a, "-device") ||
-		    qemu_arg(a, "virtio-blk-pci,id=blk%zu,drive=disk%zu", i, i))
+		    qemu_arg(a, "virtio-blk-%s,id=blk%zu,drive=disk%zu",
+			     qemu_virtio(l), i, i))
 			return -1;
 	}
 	return 0;
@@ -244,8 +310,8 @@ static int qemu_args_shares(struct qemu_argv *a, const struct vmm_launch *l)
 		if (qemu_arg(a, "-chardev") ||
 		    qemu_arg(a, "socket,id=vfs%zu,fd=%d", i, l->virtiofs_fds[i]) ||
 		    qemu_arg(a, "-device") ||
-		    qemu_arg(a, "vhost-user-fs-pci,id=fs%zu,chardev=vfs%zu,tag=%s",
-			     i, i, c->shares[i].tag))
+		    qemu_arg(a, "vhost-user-fs-%s,id=fs%zu,chardev=vfs%zu,tag=%s",
+			     qemu_virtio(l), i, i, c->shares[i].tag))
 			return -1;
 		len += strlen(c->shares[i].tag) + 2;
 	}
@@ -275,8 +341,8 @@ static int qemu_args_nics(struct qemu_argv *a, const struct vmm_launch *l)
 		if (qemu_arg(a, "-netdev") ||
 		    qemu_arg(a, "tap,id=net%zu,fd=%d", i, l->nics[i].tap_fd) ||
 		    qemu_arg(a, "-device") ||
-		    qemu_arg(a, "virtio-net-pci,id=nic%zu,netdev=net%zu,mac=%s",
-			     i, i, mac))
+		    qemu_arg(a, "virtio-net-%s,id=nic%zu,netdev=net%zu,mac=%s",
+			     qemu_virtio(l), i, i, mac))
 			return -1;
 	}
 	if (!l->cfg->uplink)
@@ -291,7 +357,8 @@ static int qemu_args_nics(struct qemu_argv *a, const struct vmm_launch *l)
 	       qemu_arg(a, "stream,id=uplink,server=off,addr.type=fd,addr.str=%d",
 			l->uplink_fd) ||
 	       qemu_arg(a, "-device") ||
-	       qemu_arg(a, "virtio-net-pci,id=uplink0,netdev=uplink,mac=%s", mac)
+	       qemu_arg(a, "virtio-net-%s,id=uplink0,netdev=uplink,mac=%s",
+			qemu_virtio(l), mac)
 	       ? -1 : 0;
 }
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -251,6 +252,108 @@ static void test_minimal(void **state)
 	vmm_argv_free(argv);
 }
 
+/* Whether argv names a device on the transport: "pci" or "device". */
+static bool argv_all_on(char **argv, const char *transport)
+{
+	static const char *const devs[] = { "virtio-serial", "virtio-blk",
+					    "vhost-user-fs", "virtio-net" };
+	char prefix[64];
+	int seen = 0;
+
+	for (int i = 0; argv[i]; i++)
+		for (size_t k = 0; k < sizeof devs / sizeof devs[0]; k++) {
+			snprintf(prefix, sizeof prefix, "%s-", devs[k]);
+			if (strncmp(argv[i], prefix, strlen(prefix)))
+				continue;
+			snprintf(prefix, sizeof prefix, "%s-%s,", devs[k], transport);
+			if (strncmp(argv[i], prefix, strlen(prefix)))
+				return false;
+			seen++;
+		}
+	return seen > 0;
+}
+
+/* The machine argv boots: "q35" (virtio on PCI) or "microvm" (virtio-mmio). */
+static void expect_machine(struct fixture *f, const char *machine)
+{
+	bool q35 = !strcmp(machine, "q35");
+	char **argv;
+
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	assert_int_equal(strncmp(argv[argv_find(argv, "-machine") + 1], machine,
+				 strlen(machine)), 0);
+	assert_true(argv_all_on(argv, q35 ? "pci" : "device"));
+	vmm_argv_free(argv);
+}
+
+static void test_microvm(void **state)
+{
+	struct fixture *f = *state;
+	char **argv, buf[256];
+
+	/* A leaf (no hot-plug ports) under TCG with the TSC rate known. */
+	f->l.hotplug_ports = 0;
+	f->l.tsc_khz = 2596122;
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	argv_pair(argv, "-machine", "microvm,memory-backend=mem,isa-serial=on,"
+		  "rtc=on,acpi=on");
+	argv_pair(argv, "-global", "virtio-mmio.force-legacy=false");
+	assert_int_equal(argv_find(argv, "-bios"), -1);
+	snprintf(buf, sizeof buf, "%s no_timer_check tsc_early_khz=2596122 "
+		 "tsc=reliable", f->cfg.cmdline);
+	argv_pair(argv, "-append", buf);
+	assert_true(argv_all_on(argv, "device"));
+	argv_pair(argv, "-device", "virtio-blk-device,id=blk2,drive=disk2");
+	argv_pair(argv, "-device", "vhost-user-fs-device,id=fs1,chardev=vfs1,tag=media");
+	argv_pair(argv, "-device", "virtio-net-device,id=nic1,netdev=net1,mac=0A:B3:EC:00:01:02");
+	argv_pair(argv, "-device", "virtconsole,chardev=hvc0,bus=vser0.0");
+	argv_pair(argv, "-fw_cfg", "name=opt/vmhost/virtiofs-tags,string=docs,,media");
+	vmm_argv_free(argv);
+
+	/* KVM keeps time by itself (kvm-clock): no rate, no TCG options. */
+	f->l.accel = VMM_ACCEL_KVM;
+	f->l.tsc_khz = 0;
+	assert_int_equal(vmm_argv(&f->l, &argv), 0);
+	assert_true(argv_find(argv, "microvm,memory-backend=mem,isa-serial=on,"
+			      "rtc=on,acpi=on") > 0);
+	argv_pair(argv, "-append", f->cfg.cmdline);
+	vmm_argv_free(argv);
+
+	/* TCG with the rate unknown: q35, where the guest calibrates. */
+	f->l.accel = VMM_ACCEL_TCG;
+	expect_machine(f, "q35");
+
+	/* A provider (hot-plug ports) stays on q35. */
+	f->l.tsc_khz = 2596122;
+	f->l.hotplug_ports = 1;
+	expect_machine(f, "q35");
+
+	/* So does a VM with the vhost-user-vsock device. */
+	f->l.hotplug_ports = 0;
+	f->l.vsock = true;
+	f->l.vsock_fd = 61;
+	expect_machine(f, "q35");
+	f->l.vsock = false;
+
+	/* More virtio devices than microvm's 24 transports: q35. */
+	f->l.hotplug_ports = 0;
+	f->cfg.share_count = 0;
+	f->cfg.uplink = false;
+	f->l.nic_count = 0;
+	struct vm_disk many[23];
+	int fds[23];
+	for (int i = 0; i < 23; i++) {
+		many[i] = f->disks[0];
+		fds[i] = f->disk_fds[0];
+	}
+	f->cfg.disks = many;
+	f->l.disk_fds = fds;
+	f->cfg.disk_count = 23;  /* + the console's virtio-serial: 24 */
+	expect_machine(f, "microvm");
+	f->cfg.uplink = true;
+	expect_machine(f, "q35");
+}
+
 static void expect_einval(struct fixture *f)
 {
 	char **argv = (char **)0x1;
@@ -384,6 +487,32 @@ static void test_accel(void **state)
 	assert_non_null(strstr(why, vmm_accel_name(a)[0] == 'k' ? "KVM" : "TCG"));
 }
 
+/* The host's TSC rate: where the host keeps time with its TSC, two
+ * measurements agree to 0.01 % (a guest told it drifts no more). */
+static void test_host_tsc_khz(void **state)
+{
+	unsigned long a = 0, b = 0;
+	char cs[16] = "";
+	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/"
+			"current_clocksource", "r");
+
+	if (f) {
+		if (!fgets(cs, sizeof cs, f))
+			cs[0] = '\0';
+		fclose(f);
+	}
+	if (strcmp(cs, "tsc\n")) {
+		errno = 0;
+		assert_int_equal(vmm_host_tsc_khz(&a), -1);
+		assert_int_equal(errno, ENOTSUP);
+		return;
+	}
+	assert_int_equal(vmm_host_tsc_khz(&a), 0);
+	assert_int_equal(vmm_host_tsc_khz(&b), 0);
+	assert_in_range(a, 100000, 10000000);
+	assert_true((a > b ? a - b : b - a) * 10000 <= a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,10 +520,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_uplink_mac, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_kvm_smp, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_minimal, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_microvm, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_launch_fds, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_vsock, fixture_setup, fixture_teardown),
 		cmocka_unit_test(test_accel),
+		cmocka_unit_test(test_host_tsc_khz),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -254,6 +254,9 @@ static int try_launch(const struct try_opts *o, struct try_vm *vm)
 	}
 	fprintf(stderr, "vmm-try: accel %s (%s)\n", vmm_accel_name(q.accel),
 		accel_why);
+	/* As vmhostd: a TCG guest is told its TSC rate (vmm.h). */
+	if (q.accel == VMM_ACCEL_TCG && vmm_host_tsc_khz(&q.tsc_khz) < 0)
+		q.tsc_khz = 0;
 	strcpy(vm->tmpdir, "/tmp/vmm-try.XXXXXX");
 	if (!mkdtemp(vm->tmpdir)) {
 		vm->tmpdir[0] = '\0';

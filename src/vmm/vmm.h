@@ -37,6 +37,13 @@ int vmm_accel_resolve(const char *mode, enum vmm_accel *accel,
 		      const char **why);
 const char *vmm_accel_name(enum vmm_accel accel);
 
+/* The rate of the host's TSC in kHz, measured against CLOCK_MONOTONIC_RAW
+ * over about 50 ms (call it once, at start-up).  Under TCG a guest's TSC
+ * runs at this rate, so the guest can be told it instead of calibrating.
+ * -1 with errno ENOTSUP where the host does not keep time with its TSC
+ * (then the rate may drift) or the host is not x86. */
+int vmm_host_tsc_khz(unsigned long *khz);
+
 /* A NIC present at boot: the client end of an inter-VM link. */
 struct vmm_nic {
 	int tap_fd;
@@ -57,7 +64,11 @@ struct vmm_launch {
 				  * its virtiofsd (vmm/virtiofsd.h) */
 	const struct vmm_nic *nics;
 	size_t nic_count;
-	unsigned int hotplug_ports; /* free pcie-root-ports for provider links */
+	unsigned int hotplug_ports; /* free pcie-root-ports for provider links;
+				     * 0: a leaf VM, which boots on microvm
+				     * where it can (qemu.c) */
+	unsigned long tsc_khz; /* TCG: the host's TSC rate, which the guest's
+				* TSC runs at (vmm_host_tsc_khz); 0: unknown */
 	/* A vhost-user-vsock device served by the VM's vmhost-vsock
 	 * (src/vsock/, docs/wayland.md): vsock_fd is the connected socket.
 	 * With cfg->wayland the guest is told, over fw_cfg, the vsock port
