@@ -3,8 +3,10 @@
 
 Starts vmhostd (from --build, default build/) on a private config root
 with --vms VM directories (none running).  vmhostd is two processes
-(docs/design.md): the engine serves the request and asks the monitor for
-the config root's directory names (PS_LIST) every time.  Then:
+(docs/design.md): the engine serves the request from its copy of the
+config root's names, which the monitor keeps current (a daemon before
+that asked the monitor, PS_LIST, every time; with nothing changed the
+monitor now does nothing per request, and its rows show that).  Then:
 
   - system calls per list request of each process (strace -c on each,
     over --requests requests);
@@ -93,7 +95,10 @@ def strace_counts(pids, state, n, work):
 
 
 def strace_total(text):
-    return int(re.search(r"\n\S+\s+\S+\s+\S+\s+(\d+)\s+(?:\d+\s+)?total", text).group(1))
+    """The calls of a strace -c table; 0 for a process that made none
+    (no table)."""
+    m = re.search(r"\n\S+\s+\S+\s+\S+\s+(\d+)\s+(?:\d+\s+)?total", text)
+    return int(m.group(1)) if m else 0
 
 
 def task_clock(pids, state, n):
@@ -106,7 +111,11 @@ def task_clock(pids, state, n):
     for pid, s in stats.items():
         s.send_signal(signal.SIGINT)
         err = s.communicate()[1]
-        out[pid] = float(re.search(r"([\d.,]+) msec task-clock", err).group(1).replace(",", ""))
+        m = re.search(r"([\d.,]+) msec task-clock", err)
+        if not m and "<not counted> msec task-clock" not in err:
+            raise RuntimeError(f"perf stat: {err}")
+        # Not counted: the process did not run at all meanwhile.
+        out[pid] = float(m.group(1).replace(",", "")) if m else 0.0
     return out
 
 

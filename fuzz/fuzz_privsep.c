@@ -4,7 +4,8 @@
  * The input is one packet as it arrives on the SOCK_SEQPACKET channel: it
  * goes through a real socketpair and ps_recv, then ps_check_request, and
  * what passes is handled by the monitor's own dispatch (enginep_request)
- * against a monitor with no engine connected and no VM running.  LOAD and
+ * against a monitor with no engine connected and no VM running (its
+ * config root watched, so that LIST and SYNC list it).  LOAD and
  * LAUNCH are checked but not dispatched: they fork the gatherer.  The
  * checks: a message that passes holds valid names only; nothing crashes,
  * leaks or runs a VM. */
@@ -18,6 +19,7 @@
 #include "config/vmconfig.h"
 #include "monitor/enginep.h"
 #include "monitor/monitor.h"
+#include "monitor/namepush.h"
 #include "monitor/netlinks.h"
 #include "privsep/privsep.h"
 
@@ -40,7 +42,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_m.engine.fd = -1;
 	fuzz_m.engine_exit.fd = -1;
 	fuzz_m.restart.fd = -1;
-	if (netlinks_init(&fuzz_m, err, sizeof err) < 0)
+	if (netlinks_init(&fuzz_m, err, sizeof err) < 0 ||
+	    namepush_init(&fuzz_m) < 0)
 		abort();
 	return 0;
 }

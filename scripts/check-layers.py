@@ -21,7 +21,8 @@ DIRS = ["common", "config", "net", "vmm", "vsock", "privsep", "engine",
 # Inside the two daemon directories, files in layers (lowest first).
 LAYERS = {
     "engine": [
-        ["serial", "console", "control", "proto", "monchan", "allowlist"],
+        ["serial", "console", "control", "proto", "names", "monchan",
+         "allowlist"],
         ["qmpsession"],
         ["links"],
         ["vm"],
@@ -31,8 +32,8 @@ LAYERS = {
         ["main"],              # engine_main()
     ],
     "monitor": [
-        ["monitor", "statedir", "privileges"],
-        ["netlinks", "vmuid", "channel", "record", "wayland"],
+        ["monitor", "statedir", "privileges", "rootwatch"],
+        ["netlinks", "vmuid", "channel", "record", "wayland", "namepush"],
         ["mvm"],
         ["adopt", "handover"],
         ["enginep"],

@@ -1223,25 +1223,30 @@ void vmconfig_free(struct vm_config *cfg)
  * `vm check` reports it.  The entry's type saves a stat for each VM (the
  * daemon lists the root at every `vm list`); only links, and file systems
  * that do not say (DT_UNKNOWN), are looked at. */
-static bool vmconfig_keep_vm_dir(int dirfd, const struct dirent *de)
+bool vmconfig_root_entry(int dirfd, const char *name, unsigned char d_type)
 {
 	struct stat st;
 
-	switch (de->d_type) {
+	switch (d_type) {
 	case DT_DIR:
 		return true;
 	case DT_LNK:
-		return fstatat(dirfd, de->d_name, &st, 0) < 0 || S_ISDIR(st.st_mode);
+		return fstatat(dirfd, name, &st, 0) < 0 || S_ISDIR(st.st_mode);
 	case DT_UNKNOWN:
 		break;
 	default:
 		return false;
 	}
-	if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return false;
 	if (S_ISLNK(st.st_mode))
-		return fstatat(dirfd, de->d_name, &st, 0) < 0 || S_ISDIR(st.st_mode);
+		return fstatat(dirfd, name, &st, 0) < 0 || S_ISDIR(st.st_mode);
 	return S_ISDIR(st.st_mode);
+}
+
+static bool vmconfig_keep_vm_dir(int dirfd, const struct dirent *de)
+{
+	return vmconfig_root_entry(dirfd, de->d_name, de->d_type);
 }
 
 int vmconfig_list(const char *config_root, char ***names, size_t *count)

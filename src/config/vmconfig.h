@@ -192,6 +192,10 @@ void vmconfig_free(struct vm_config *cfg);
  * VM (directories, links to directories), sorted; invalid names included so
  * that `vm check` can report them.  Returns -1 with errno set on failure. */
 int vmconfig_list(const char *config_root, char ***names, size_t *count);
+/* Whether the entry name of the config root dirfd is one vmconfig_list
+ * lists: a directory, or a link to one or to nothing.  d_type as readdir
+ * gives it; DT_UNKNOWN looks (one or two fstatat). */
+bool vmconfig_root_entry(int dirfd, const char *name, unsigned char d_type);
 void vmconfig_list_free(char **names, size_t count);
 
 /* The data root used when none is given: two levels above config_root

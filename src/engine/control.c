@@ -408,32 +408,41 @@ void control_fini(struct control *ctl)
 	ctl->started = false;
 }
 
+void control_reply_text(struct client *c, const char *text, size_t len)
+{
+	if (!c->pending)
+		return;
+	c->pending = false;
+	if (c->dead)
+		return;
+	/* The reply and its newline in one write. */
+	if (buf_append(&c->out, text, len) < 0 ||
+	    buf_append(&c->out, "\n", 1) < 0) {
+		/* It does not read what it asked for: drop it. */
+		client_kill(c);
+		return;
+	}
+	client_flush(c);
+	if (c->dead || c->streaming)
+		return;
+	client_idle(c, true);
+	loop_defer(c->ctl->loop, &c->pump_later);
+}
+
 void control_reply(struct client *c, json_t *reply)
 {
+	static const char failed[] = "{\"ok\": false, \"error\": \"internal error: the reply could not be built\"}";
 	char *s;
 
 	if (!c->pending) {
 		json_decref(reply);
 		return;
 	}
-	c->pending = false;
 	s = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
 	json_decref(reply);
-	if (!s) {
-		/* A reply that cannot be built still gets an answer. */
-		s = strdup("{\"ok\": false, \"error\": \"internal error: the reply could not be built\"}");
-		if (!s) {
-			client_kill(c);
-			return;
-		}
-	}
-	client_queue(c, s, strlen(s));
-	client_queue(c, "\n", 1);
+	/* A reply that cannot be built still gets an answer. */
+	control_reply_text(c, s ? s : failed, s ? strlen(s) : strlen(failed));
 	free(s);
-	if (c->dead || c->streaming)
-		return;
-	client_idle(c, true);
-	loop_defer(c->ctl->loop, &c->pump_later);
 }
 
 void control_ok(struct client *c)

@@ -99,6 +99,9 @@ void control_fini(struct control *ctl);
 
 /* Answer the pending request; steals reply. */
 void control_reply(struct client *c, json_t *reply);
+/* The same with the reply already encoded: len bytes of one JSON object
+ * on one line (the newline is added). */
+void control_reply_text(struct client *c, const char *text, size_t len);
 void control_ok(struct client *c);
 void control_error(struct client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

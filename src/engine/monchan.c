@@ -47,7 +47,29 @@ static void mon_lost(struct monchan *m, const char *why)
 	exit(1);
 }
 
-/* Read one message: 1, 0 when none waits, or the engine exits. */
+/* PS_NAMES: into the copy at once, with the watch that may come
+ * along. */
+static void mon_names_part(struct monchan *m, const char *buf, size_t n,
+			   int *fds, size_t nfds)
+{
+	json_t *o = json_loadb(buf, n, JSON_REJECT_DUPLICATES, NULL);
+	int fd = nfds == 1 ? fds[0] : -1;
+
+	if (nfds > 1) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		fd = -1;
+		json_decref(o);
+		o = NULL;       /* refused below: the copy is dropped */
+	}
+	if (names_apply(&m->names, o, fd) < 0)
+		daemon_log("monitor's VM names: %s; asking again at the next list",
+			   errno == EPROTO ? "a bad message" : strerror(errno));
+	json_decref(o);
+}
+
+/* Read one message (PS_NAMES, which are applied here, aside): 1, 0 when
+ * none waits, or the engine exits. */
 static int mon_read(struct monchan *m, uint32_t *seq, struct mon_reply *r)
 {
 	static char buf[PS_PAYLOAD_MAX + 1];
@@ -55,12 +77,17 @@ static int mon_read(struct monchan *m, uint32_t *seq, struct mon_reply *r)
 	json_error_t jerr;
 	ssize_t n;
 
+again:
 	memset(r, 0, sizeof *r);
 	n = ps_recv(m->src.fd, &hdr, buf, PS_PAYLOAD_MAX, r->fds);
 	if (n < 0 && errno == EAGAIN)
 		return 0;
 	if (n < 0 || (n == 0 && hdr.type == 0))
 		mon_lost(m, n < 0 ? strerror(errno) : "end of stream");
+	if (hdr.type == PS_NAMES) {
+		mon_names_part(m, buf, (size_t)n, r->fds, hdr.nfds);
+		goto again;
+	}
 	r->type = hdr.type;
 	r->nfds = hdr.nfds;
 	*seq = hdr.seq;
@@ -170,35 +197,43 @@ void mon_forget(struct monchan *m, void *arg)
 	}
 }
 
-json_t *mon_list(struct monchan *m)
+int mon_names(struct monchan *m)
 {
+	struct pollfd p = { .fd = m->src.fd, .events = POLLIN };
+	uint16_t ask = PS_LIST;
 	struct mon_reply r;
-	json_t *all = json_array(), *names;
-	bool more = true;
+	uint32_t seq;
+	int n;
 
-	if (!all)
-		return NULL;
-	/* The names come in parts; the first answers the request. */
-	if (mon_call(m, PS_LIST, NULL, 0, &r) < 0)
-		goto fail;
-	for (;;) {
-		names = json_object_get(r.json, "names");
-		more = json_is_true(json_object_get(r.json, "more"));
-		if (r.type != PS_NAMES || !json_is_array(names) ||
-		    json_array_extend(all, names) < 0) {
-			mon_reply_clear(&r);
-			errno = EPROTO;
-			goto fail;
-		}
-		mon_reply_clear(&r);
-		if (!more)
-			return all;
-		if (mon_call(m, PS_LIST, NULL, 0, &r) < 0)
-			goto fail;
+	bool *done = &m->names.complete;
+
+	if (names_current(&m->names)) {
+		if (!names_stale(&m->names))
+			return 0;
+		/* Wait for "synced": after every change the monitor had
+		 * seen, and after a whole list that crosses the ask. */
+		ask = PS_SYNC;
+		done = &m->names.synced;
+	} else if (m->names.listed && !m->names.complete) {
+		ask = 0;      /* a whole list is on its way: wait for it */
 	}
-fail:
-	json_decref(all);
-	return NULL;
+	if (ask && mon_send(m, ask, NULL, 0) < 0)
+		return -1;
+	/* What the copy held before a new list or sync does not count. */
+	if (ask == PS_LIST)
+		m->names.listed = m->names.complete = false;
+	m->names.synced = false;
+	for (;;) {
+		while (!*done && mon_read(m, &seq, &r))
+			mon_queue(m, seq, &r);
+		if (*done)
+			return 0;
+		n = poll(&p, 1, MON_SYNC_TIMEOUT_MS);
+		if (n == 0)
+			mon_lost(m, "no answer");
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
 }
 
 int mon_lookup(struct monchan *m, const char *name)
@@ -272,6 +307,7 @@ int mon_open(struct monchan *m, struct loop *loop, int fd,
 	m->queue_tail = &m->queue;
 	m->src = (struct loop_source){ fd, mon_ready, m };
 	m->drain = (struct loop_deferred){ .run = mon_drain, .arg = m };
+	names_init(&m->names);
 	return loop_add(loop, &m->src, EPOLLIN);
 }
 
@@ -295,5 +331,6 @@ void mon_close(struct monchan *m)
 		close(m->src.fd);
 	}
 	m->src.fd = -1;
+	names_clear(&m->names);
 }
 

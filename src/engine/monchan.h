@@ -1,8 +1,10 @@
 /* The engine's end of the channel to the monitor (privsep/privsep.h).
  *
- * Requests the monitor answers at once (list, lookup, plug) wait for
- * their answer here; messages that arrive meanwhile are queued and handed
- * on from the loop right after, in order.  Answers to asynchronous
+ * Requests the monitor answers at once (lookup, plug) wait for their
+ * answer here; messages that arrive meanwhile are queued and handed on
+ * from the loop right after, in order.  The config root's VM names
+ * (PS_NAMES) go into the channel's copy as they are read, never queued,
+ * so that they apply in the order sent (names.h).  Answers to asynchronous
  * requests (load, launch) go to whoever asked, by the request's number;
  * everything else to the owner's dispatch function (backend.h).  If the
  * monitor goes away the engine exits: the monitor is its parent and the
@@ -17,6 +19,7 @@
 #include <stdint.h>
 
 #include "common/loop.h"
+#include "engine/names.h"
 #include "privsep/privsep.h"
 
 /* A message from the monitor: its JSON and the fds that came along
@@ -44,6 +47,7 @@ struct monchan {
 	void *owner;
 	struct monchan_msg *queue, **queue_tail;
 	struct monchan_wait *waits;  /* asynchronous requests awaiting answers */
+	struct names names;          /* the config root's VM names */
 };
 
 int mon_open(struct monchan *m, struct loop *loop, int fd,
@@ -63,9 +67,11 @@ void mon_forget(struct monchan *m, void *arg);
 int mon_call(struct monchan *m, uint16_t type, const void *payload,
 	     size_t len, struct mon_reply *r);
 
-/* Synchronous: the VM directory names in the config root (a JSON array,
- * caller decrefs), or NULL with errno. */
-json_t *mon_list(struct monchan *m);
+/* Make m->names hold every VM directory name of the config root: at
+ * once if the copy is current and its watch saw nothing (names.h); after
+ * a sync (PS_SYNC) if it saw something; else after asking for a whole
+ * list (PS_LIST).  Waits for the monitor; 0, or -1 with errno. */
+int mon_names(struct monchan *m);
 /* Synchronous: 1 if CONFIG_ROOT/name is a directory, 0 if not, -1. */
 int mon_lookup(struct monchan *m, const char *name);
 

@@ -10,40 +10,56 @@
 
 #include "engine/engine.h"
 
+/* One walk of the sorted names beside the records, sorted too: each
+ * name with its record, or as a stopped VM without one; a record without
+ * a name (its directory gone) only while it runs. */
+static int replies_list_write(struct engine *e, const struct names *ns,
+			      struct buf *out)
+{
+	static const char head[] = "{\"ok\":true,\"vms\":[";
+	struct vm *vm = e->vms.list;
+	size_t i = 0;
+	bool first = true;
+	int c;
+
+	if (buf_append(out, head, sizeof head - 1) < 0)
+		return -1;
+	while (i < ns->count || vm) {
+		c = !vm ? 1 : i == ns->count ? -1 : strcmp(vm->name, ns->v[i]);
+		if (c < 0 && !vm_active(vm)) {
+			vm = vm->next;
+			continue;
+		}
+		if (!first && buf_append(out, ",", 1) < 0)
+			return -1;
+		first = false;
+		if (vm_brief_text(out, c <= 0 ? vm->name : ns->v[i],
+				  c <= 0 ? vm : NULL) < 0)
+			return -1;
+		if (c <= 0)
+			vm = vm->next;
+		if (c >= 0)
+			i++;
+	}
+	return buf_append(out, "]}", 2);
+}
+
 void replies_list(struct engine *e, struct client *c)
 {
-	json_t *vms = json_array(), *names, *n;
-	const char *name;
-	struct vm *vm;
-	size_t i;
+	struct buf out;
 
-	names = mon_list(&e->mon);
-	if (!names || !vms) {
-		control_error(c, "%s: %s", e->config_root, strerror(errno));
-		json_decref(names);
-		json_decref(vms);
+	if (mon_names(&e->mon) < 0) {
+		control_error(c, "%s: asking the monitor: %s", e->config_root,
+			      strerror(errno));
 		return;
 	}
-	json_array_foreach(names, i, n) {
-		name = json_string_value(n);
-		if (!name || !vmconfig_name_valid(name))
-			continue;
-		vm = vm_find(&e->vms, name, true);
-		if (vm)
-			json_array_append_new(vms, vm_brief(vm));
-	}
-	/* Still running, though its directory is gone. */
-	for (vm = e->vms.list; vm; vm = vm->next) {
-		bool listed = false;
-
-		json_array_foreach(names, i, n)
-			if (!strcmp(json_string_value(n) ?: "", vm->name))
-				listed = true;
-		if (!listed && vm_active(vm))
-			json_array_append_new(vms, vm_brief(vm));
-	}
-	json_decref(names);
-	control_reply(c, json_pack("{s:b,s:o}", "ok", 1, "vms", vms));
+	buf_init(&out, CONTROL_OUT_MAX);
+	if (replies_list_write(e, &e->mon.names, &out) < 0)
+		control_error(c, "%s: listing: %s", e->config_root,
+			      strerror(errno));
+	else
+		control_reply_text(c, out.data, out.len);
+	buf_free(&out);
 }
 
 /* The detail of vm, with cfg (the monitor's configuration JSON, or NULL

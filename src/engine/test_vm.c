@@ -308,6 +308,70 @@ static void test_start_stop_cycle(void **state)
 	close_peers(peers);
 }
 
+/* vm_brief_text, which `list` writes, says what vm_brief says: in every
+ * state, with a reason to escape, and for a name without a record. */
+static void assert_brief_text(const struct vm *vm, const char *name)
+{
+	json_t *got, *want;
+	struct buf b;
+
+	buf_init(&b, 1 << 20);
+	assert_int_equal(vm_brief_text(&b, name, vm), 0);
+	assert_int_equal(buf_append(&b, "", 1), 0);
+	got = json_loads(b.data, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(got);
+	want = vm ? vm_brief(vm) :
+	       json_pack("{s:s,s:s,s:n,s:n,s:n}", "name", name, "state",
+			 "stopped", "pid", "since", "reason");
+	assert_non_null(want);
+	if (!json_equal(got, want))
+		fail_msg("brief text %s", b.data);
+	json_decref(got);
+	json_decref(want);
+	buf_free(&b);
+}
+
+static void test_brief_text(void **state)
+{
+	char name[16];
+	struct vm *vm;
+	int peers[5];
+
+	for (int s = 0; s < VM_STATE_COUNT; s++) {
+		snprintf(name, sizeof name, "b%d", s);
+		vm = new_vm(name);
+		drive_to(vm, s, peers);
+		assert_brief_text(vm, NULL);
+		if (vm->run)
+			assert_int_equal(vm->run->pid, 4242);
+		close_peers(peers);
+	}
+	vm = new_vm("esc");
+	snprintf(vm->reason, sizeof vm->reason,
+		 "\"quoted\" \\ \x1b[31mred\x1b[0m\ttab \xc3\xa9 \xe2\x80\xa8");
+	vm->since = 1234567890;
+	assert_brief_text(vm, NULL);
+	assert_brief_text(NULL, "no-record_1.x");
+}
+
+/* Records are kept sorted by name, whatever order they come in. */
+static void test_records_sorted(void **state)
+{
+	static const char *const order[] = { "m", "a", "z", "b", "y", "a", "c" };
+	const char *last = "";
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof order / sizeof *order; i++)
+		assert_non_null(vm_find(&F.vms, order[i], true));
+	for (struct vm *vm = F.vms.list; vm; vm = vm->next, n++) {
+		assert_true(strcmp(last, vm->name) < 0);
+		last = vm->name;
+	}
+	assert_int_equal(n, 6);
+	assert_ptr_equal(vm_find(&F.vms, "c", false), F.vms.list->next->next);
+	assert_null(vm_find(&F.vms, "d", false));
+}
+
 /* A provider that fails makes its waiting client fail, naming it. */
 static void test_provider_failure(void **state)
 {
@@ -538,6 +602,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failing_synchronous_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined_stop_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_trace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_brief_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_records_sorted, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -107,11 +107,15 @@ bool vm_running(const struct vm *vm)
 
 struct vm *vm_find(struct vms *vms, const char *name, bool create)
 {
-	struct vm *vm;
+	struct vm *vm, **at;
+	int c = 1;
 
-	for (vm = vms->list; vm; vm = vm->next)
-		if (!strcmp(vm->name, name))
-			return vm;
+	/* Sorted by name: `list` walks it beside the sorted names. */
+	for (at = &vms->list; *at && (c = strcmp((*at)->name, name)) < 0;
+	     at = &(*at)->next)
+		;
+	if (c == 0)
+		return *at;
 	if (!create || strlen(name) > VMCONFIG_NAME_MAX)
 		return NULL;
 	vm = calloc(1, sizeof *vm);
@@ -125,8 +129,8 @@ struct vm *vm_find(struct vms *vms, const char *name, bool create)
 	strcpy(vm->name, name);
 	vm->state = VM_STOPPED;
 	vm->timer.fd = -1;
-	vm->next = vms->list;
-	vms->list = vm;
+	vm->next = *at;
+	*at = vm;
 	return vm;
 }
 
@@ -167,6 +171,63 @@ json_t *vm_brief(const struct vm *vm)
 			 "since", vm->since ? json_integer(vm->since) : json_null(),
 			 "reason", vm->reason[0] ? json_string(vm->reason) :
 				json_null());
+}
+
+/* s as a JSON string onto out: a VM name as it is (none of its
+ * characters needs an escape), anything else as jansson escapes it. */
+static int vm_text_string(struct buf *out, const char *s)
+{
+	json_t *j;
+	char *text;
+	int r;
+
+	if (vmconfig_name_valid(s))
+		return buf_append(out, "\"", 1) < 0 ||
+		       buf_append(out, s, strlen(s)) < 0 ||
+		       buf_append(out, "\"", 1) < 0 ? -1 : 0;
+	j = json_string(s);
+	text = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!text) {
+		errno = EINVAL;   /* not UTF-8: vm_brief fails alike */
+		return -1;
+	}
+	r = buf_append(out, text, strlen(text));
+	free(text);
+	return r;
+}
+
+int vm_brief_text(struct buf *out, const char *name, const struct vm *vm)
+{
+	char part[96];
+
+	if (buf_append(out, "{\"name\":", 8) < 0 ||
+	    vm_text_string(out, vm ? vm->name : name) < 0)
+		return -1;
+	snprintf(part, sizeof part, ",\"state\":\"%s\",\"pid\":",
+		 vm_state_public(vm ? vm->state : VM_STOPPED));
+	if (buf_append(out, part, strlen(part)) < 0)
+		return -1;
+	if (vm && vm->run && vm->run->pid)
+		snprintf(part, sizeof part, "%lld", (long long)vm->run->pid);
+	else
+		strcpy(part, "null");
+	if (buf_append(out, part, strlen(part)) < 0)
+		return -1;
+	if (vm && vm->since)
+		snprintf(part, sizeof part, ",\"since\":%lld,\"reason\":",
+			 (long long)vm->since);
+	else
+		strcpy(part, ",\"since\":null,\"reason\":");
+	if (buf_append(out, part, strlen(part)) < 0)
+		return -1;
+	if (vm && vm->reason[0]) {
+		if (vm_text_string(out, vm->reason) < 0)
+			return -1;
+	} else if (buf_append(out, "null", 4) < 0) {
+		return -1;
+	}
+	return buf_append(out, "}", 1);
 }
 
 json_t *vm_notes(const struct vm *vm)

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "common/buf.h"
 #include "common/loop.h"
 #include "common/trace.h"
 #include "config/vmconfig.h"
@@ -121,7 +122,7 @@ struct vms {
 	void *backend_arg;
 	const char *state_dir;
 	bool use_syslog;
-	struct vm *list;
+	struct vm *list;          /* sorted by name (strcmp) */
 	/* Events raised while one is being handled. */
 	struct vm_queued *queue, **queue_tail;
 	bool dispatching;
@@ -209,6 +210,10 @@ bool vm_any_active(struct vms *vms);
 bool vm_running(const struct vm *vm);
 /* The short record: name, state, pid, since, reason. */
 json_t *vm_brief(const struct vm *vm);
+/* The same as JSON text onto out, for a list of many: vm's, or with vm
+ * NULL that of name, a VM without a record (stopped, never started).
+ * -1 with errno (ENOBUFS past out's limit). */
+int vm_brief_text(struct buf *out, const char *name, const struct vm *vm);
 /* What the monitor said of vm's run at its launch (no Wayland, and why):
  * a new array, empty without a run. */
 json_t *vm_notes(const struct vm *vm);

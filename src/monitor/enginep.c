@@ -21,6 +21,7 @@
 #include "common/privdrop.h"
 #include "monitor/channel.h"
 #include "monitor/mvm.h"
+#include "monitor/namepush.h"
 #include "monitor/netlinks.h"
 #include "monitor/record.h"
 
@@ -242,6 +243,7 @@ int enginep_start(struct monitor *m)
 
 static void enginep_close(struct monitor *m)
 {
+	namepush_engine_gone(m);
 	if (m->engine.fd >= 0) {
 		loop_del(&m->loop, &m->engine);
 		close(m->engine.fd);
@@ -322,32 +324,6 @@ static void enginep_exited(struct loop_source *src, uint32_t events)
 
 /* --- requests --- */
 
-static void enginep_list(struct monitor *m, uint32_t seq)
-{
-	char **names = NULL;
-	size_t count = 0, i = 0, bytes;
-	json_t *part;
-
-	if (vmconfig_list(m->roots.config_root, &names, &count) < 0) {
-		engine_send(m, PS_NAMES, seq, json_pack("{s:[],s:b}", "names",
-							"more", 0), NULL, 0);
-		return;
-	}
-	/* In parts that each fit a message; the engine asks for the next. */
-	do {
-		part = json_array();
-		for (bytes = 0; i < count && bytes < PS_PAYLOAD_MAX / 2; i++) {
-			if (!vmconfig_name_valid(names[i]))
-				continue;
-			json_array_append_new(part, json_string(names[i]));
-			bytes += strlen(names[i]) + 4;
-		}
-		engine_send(m, PS_NAMES, seq, json_pack("{s:o,s:b}", "names",
-			part, "more", i < count), NULL, 0);
-	} while (i < count);
-	vmconfig_list_free(names, count);
-}
-
 static void enginep_plug(struct monitor *m, uint32_t seq,
 			 const struct ps_pair *p)
 {
@@ -389,11 +365,15 @@ void enginep_request(struct monitor *m, const struct ps_hdr *hdr,
 		m->engine_ready = true;
 		mvm_adopt_all(m);
 		engine_send(m, PS_READY, hdr->seq, NULL, NULL, 0);
+		namepush_whole(m);
 		if (m->shutting_down)
 			enginep_shutdown(m, m->force);
 		break;
 	case PS_LIST:
-		enginep_list(m, hdr->seq);
+		namepush_whole(m);
+		break;
+	case PS_SYNC:
+		namepush_sync(m);
 		break;
 	case PS_LOOKUP:
 		engine_send(m, PS_FOUND, hdr->seq, json_pack("{s:b}", "exists",
@@ -440,6 +420,8 @@ static void enginep_channel(struct loop_source *src, uint32_t events)
 	struct ps_hdr hdr;
 	ssize_t n;
 
+	if (events & EPOLLOUT)
+		namepush_writable(m);
 	/* A bounded number per wake-up: the engine cannot starve the rest. */
 	for (int i = 0; i < 64 && m->engine.fd >= 0; i++) {
 		n = ps_recv(m->engine.fd, &hdr, buf, PS_PAYLOAD_MAX, fds);

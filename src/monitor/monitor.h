@@ -6,7 +6,8 @@
  * gathered from its directory and everything its run holds (processes,
  * our ends of QMP, serial and console, log pipes).  It starts the engine
  * jailed, answers the engine's requests after checking each, restarts the
- * engine when it dies and hands it every running VM again.
+ * engine when it dies and hands it every running VM again, and keeps the
+ * engine's copy of the config root's VM names current (namepush.h).
  */
 #ifndef VMHOSTD_MONITOR_H
 #define VMHOSTD_MONITOR_H
@@ -31,6 +32,7 @@ struct addrtable;
 struct mlink;
 struct mload;
 struct mvm;
+struct namepush;
 
 /* One process of a VM, watched through its own pidfd (a dup of the
  * run's).  proc is its entry in the run (launch.h), whose pid goes to 0
@@ -133,6 +135,9 @@ struct monitor {
 	struct addrtable *link_table;
 	struct mlink *links;
 	struct mvm *vms;
+	/* The config root watched, and the engine's copy of its VM names
+	 * (namepush.h). */
+	struct namepush *names;
 };
 
 void monitor_quit_if_done(struct monitor *m);

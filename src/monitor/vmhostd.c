@@ -25,6 +25,7 @@
 #include "monitor/handover.h"
 #include "monitor/monitor.h"
 #include "monitor/mvm.h"
+#include "monitor/namepush.h"
 #include "monitor/netlinks.h"
 #include "monitor/privileges.h"
 #include "monitor/statedir.h"
@@ -519,6 +520,12 @@ int main(int argc, char **argv)
 		statedir_chown_vms(m.state_dir, m.engine_uid);
 	if (geteuid() == 0 && monitor_privileges() < 0)
 		goto out_control;
+	/* Made anew after a re-exec or a crash: the new engine's list is
+	 * taken after it. */
+	if (namepush_init(&m) < 0) {
+		daemon_log("watching the config root: %s", strerror(errno));
+		goto out_control;
+	}
 	if (enginep_start(&m) < 0) {
 		daemon_log("starting the engine: %s", strerror(errno));
 		goto out_control;
@@ -539,6 +546,7 @@ out_engine:
 	netlinks_fini(&m);
 	daemon_log("exiting");
 out_control:
+	namepush_fini(&m);
 	close(m.control_fd);
 	unlink(m.control_path);
 out_loop:

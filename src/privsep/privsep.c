@@ -160,6 +160,7 @@ int ps_check_request(const struct ps_hdr *hdr, const void *payload,
 		[PS_LINKNOTE] = sizeof(struct ps_linknote),
 		[PS_BYE] = 0,
 		[PS_LOOKUP] = sizeof(struct ps_name),
+		[PS_SYNC] = 0,
 	};
 	const struct ps_pair *pair;
 	const struct ps_linknote *ln;

@@ -18,7 +18,10 @@
  *
  * Requests that the monitor answers at once (LIST, PLUG) are synchronous
  * for the engine; LOAD and LAUNCH are answered later, and the monitor
- * reports every exit of a VM's process on its own.
+ * reports every exit of a VM's process on its own, and every change of
+ * the config root's VM names (PS_NAMES): LIST asks for a whole list only
+ * when the engine has none, SYNC for the changes not yet sent, when the
+ * engine's own watch says there were some.
  */
 #ifndef VMHOST_PRIVSEP_H
 #define VMHOST_PRIVSEP_H
@@ -35,7 +38,7 @@
 enum ps_type {
 	/* engine -> monitor */
 	PS_HELLO = 1,   /* no payload: the engine reads; adopt what runs */
-	PS_LIST,        /* no payload -> PS_NAMES (one or more) */
+	PS_LIST,        /* no payload -> a whole list of PS_NAMES */
 	PS_LOAD,        /* struct ps_load -> PS_LOADED, later */
 	PS_RELEASE,     /* struct ps_name: drop the files held for a start */
 	PS_LAUNCH,      /* struct ps_name -> PS_LAUNCHED, later */
@@ -47,10 +50,23 @@ enum ps_type {
 	PS_BYE,         /* no payload: shutdown complete, the monitor exits */
 	PS_LOOKUP,      /* struct ps_name -> PS_FOUND: is there such a VM
 			 * directory? */
-	PS_REQUEST_LAST = PS_LOOKUP,
+	PS_SYNC,        /* no payload -> PS_NAMES of every change the
+			 * monitor's watch has seen by now, then
+			 * {"synced": true} */
+	PS_REQUEST_LAST = PS_SYNC,
 
 	/* monitor -> engine, JSON payloads */
-	PS_NAMES = 64,  /* {"names": [...], "more": bool} */
+	PS_NAMES = 64,  /* the config root's VM names for the engine's copy
+			 * (monitor/namepush.h, engine/names.h), unasked and
+			 * in parts: {"reset": bool, "add": [...], "del":
+			 * [...], "more": bool, "watching": bool} or
+			 * {"synced": true}.  reset: empty the copy first
+			 * (a whole list begins), with one fd: the engine's
+			 * own inotify watch of the root, which it only
+			 * drains (anything there: ask PS_SYNC before
+			 * answering from the copy); more: the whole list
+			 * goes on in the next part; watching false: changes
+			 * will not follow, ask again next time */
 	PS_LOADED,      /* {"name", "ok", "config", "links" | "error",
 			 *  "diagnostics"}; links: [{"provider", "id"}] as
 			 *  the link table has them */

@@ -56,6 +56,7 @@ static void test_valid_requests_pass(void **state)
 
 	assert_int_equal(check(PS_HELLO, NULL, 0), 0);
 	assert_int_equal(check(PS_LIST, NULL, 0), 0);
+	assert_int_equal(check(PS_SYNC, NULL, 0), 0);
 	assert_int_equal(check(PS_BYE, NULL, 0), 0);
 	assert_int_equal(check(PS_LOAD, &load, sizeof load), 0);
 	assert_int_equal(check(PS_RELEASE, &n, sizeof n), 0);
@@ -84,6 +85,7 @@ static void test_types_sizes_and_fds(void **state)
 	assert_int_equal(check(0xffff, NULL, 0), -1);
 	/* Exact sizes only. */
 	assert_int_equal(check(PS_HELLO, buf, 1), -1);
+	assert_int_equal(check(PS_SYNC, buf, 1), -1);
 	ps_set_name(buf, "app");
 	assert_int_equal(check(PS_KILL, buf, sizeof(struct ps_name) - 1), -1);
 	assert_int_equal(check(PS_KILL, buf, sizeof(struct ps_name) + 1), -1);
