@@ -55,6 +55,13 @@ def test_list_table_and_json(daemon, running):
     assert vms["idle"]["pid"] is None and isinstance(vms["web"]["pid"], int)
 
 
+def test_every_verb_takes_help():
+    for verb in ("check", "console", "info", "list", "log", "start", "stop"):
+        r = subprocess.run([str(VM), verb, "--help"], capture_output=True, text=True)
+        assert r.returncode == 0 and r.stdout.startswith(f"usage: vm {verb}"), (verb, r)
+        assert r.stderr == ""
+
+
 def test_lsvm_alias(daemon, running, tmp_path):
     (tmp_path / "lsvm").symlink_to(VM)
     r = subprocess.run([str(tmp_path / "lsvm")], env=daemon.env(),

@@ -9,9 +9,9 @@ DOCS = ROOT / "docs"
 
 # `test_jail.py::test_probe_in_qemus_namespaces`, `::test_x` (same file as
 # the reference before it), a bare `test_x` (a test function somewhere in
-# tests/), `src/vmm/test_cgroup.c`, `fuzz/fuzz_vsock.c`.
+# tests/ or a unit test), `src/vmm/test_cgroup.c`, `fuzz/fuzz_vsock.c`.
 REF = re.compile(r"`((?:tests/)?test_\w+\.py)?(::)?(test_\w+)`"
-                 r"|`((?:src|fuzz)/[\w/.-]+\.c)`"
+                 r"|`((?:src|fuzz|guest)/[\w/.-]+\.c)`"
                  r"|`((?:tests/)?test_\w+\.py)`")
 
 
@@ -21,7 +21,7 @@ def python_tests():
     out = {}
     for f in (ROOT / "tests").glob("test_*.py"):
         out[f.name] = set(re.findall(r"^def (test_\w+)\(", f.read_text(), re.M))
-    for f in (ROOT / "src").rglob("test_*.c"):
+    for f in [*(ROOT / "src").rglob("test_*.c"), *(ROOT / "guest").rglob("test_*.c")]:
         out[str(f.relative_to(ROOT))] = set(
             re.findall(r"^static void (test_\w+)\(", f.read_text(), re.M))
     return out
@@ -58,7 +58,7 @@ def refs(text, tests, last_file=None):
 
 def process_table():
     text = (DOCS / "security.md").read_text()
-    section = text.split("\n## Processes\n", 1)[1].split("\n## ", 1)[0]
+    section = text.split("\n## Processes\n", 1)[1].split("\n#", 1)[0]
     rows = [l for l in section.splitlines() if l.startswith("|")]
     header = [c.strip() for c in rows[0].strip("|").split("|")]
     assert set(rows[1].replace("|", "").strip()) <= set("- "), rows[1]

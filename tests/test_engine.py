@@ -3,15 +3,18 @@ clients, QEMU and guests send.  Its confinement as /proc shows it, and
 what a hostile QEMU, VM directory owner or client can make it do: a QMP
 flood, terminal escapes in a reason and in file names, names that are not
 UTF-8, a stop and a start pipelined while the VM goes down, and a daemon
-started with fds 0-2 closed.
+started with fds 0-2 closed; and what a compromised engine can make the
+monitor do.
 
 A QEMU taken over by its guest is played by tests/helpers/fakeqemu.py,
 which vmhostd runs as QEMU (--qemu) in QEMU's jail, as the VM's uid."""
+import ctypes
 import json
 import os
 import pathlib
 import shutil
 import socket
+import struct
 import subprocess
 import time
 
@@ -56,6 +59,13 @@ def rss_kib(pid):
     return int(status(pid)["VmRSS"].split()[0])
 
 
+def cpu_ticks(pid):
+    """utime + stime of pid, in clock ticks."""
+    stat = open(f"/proc/{pid}/stat").read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def fake_vm(d, name, mode):
     vm = d.root.vm(name)       # the helper's fake kernel: never booted
     vm.setting("memory", "64M")
@@ -64,16 +74,22 @@ def fake_vm(d, name, mode):
 
 
 def test_engine_is_confined(d):
-    """uid not 0, no capability at all, seccomp filter, no_new_privs, and a
-    mount namespace of its own whose root holds no /etc or /home."""
+    """Its own uid (uid_base - 1) and gid, no groups, no capability at all,
+    seccomp filter, no_new_privs, the monitor's cgroup, and mount, network
+    and IPC namespaces of its own: a root that holds no /etc or /home, no
+    interface but lo."""
     engine = d.engine_pid()
     st = status(engine)
-    assert st["Uid"].split()[0] != "0" and st["Gid"].split()[0] != "0"
+    assert st["Uid"].split() == ["1899999"] * 4 and st["Gid"].split() == ["1899999"] * 4
+    assert st["Groups"] == ""
     for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
         assert int(st[k], 16) == 0, (k, st[k])
     assert st["Seccomp"] == "2" and st["NoNewPrivs"] == "1"
-    assert os.readlink(f"/proc/{engine}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
-    assert os.readlink(f"/proc/{engine}/ns/net") != os.readlink("/proc/self/ns/net")
+    for ns in ("mnt", "net", "ipc"):
+        assert os.readlink(f"/proc/{engine}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
+    dev = open(f"/proc/{engine}/net/dev").read().splitlines()[2:]
+    assert [l.split(":")[0].strip() for l in dev] == ["lo"], dev
+    assert open(f"/proc/{engine}/cgroup").read() == open(f"/proc/{d.proc.pid}/cgroup").read()
     root = pathlib.Path(f"/proc/{engine}/root")
     assert not (root / "etc").exists() and not (root / "home").exists()
     assert (root / str(d.state).lstrip("/") / "vms").is_dir()
@@ -90,6 +106,7 @@ def test_qmp_flood_is_bounded(d):
     assert r.returncode == 0, r.stderr + d.stderr()[-2000:]
     engine = d.engine_pid()
     rss0 = rss_kib(engine)
+    cpu0 = cpu_ticks(engine), cpu_ticks(d.proc.pid)
     log0 = len(d.stderr())
     worst, samples = 0.0, 0
     end = time.monotonic() + 12
@@ -100,10 +117,16 @@ def test_qmp_flood_is_bounded(d):
         samples += 1
         time.sleep(0.05)
     grew = rss_kib(engine) - rss0
+    # The engine did the reading; the monitor, which holds the same QMP
+    # socket for a restart, never reads it (its share: the list requests).
+    engine_cpu, monitor_cpu = cpu_ticks(engine) - cpu0[0], cpu_ticks(d.proc.pid) - cpu0[1]
     log = d.stderr()[log0:]
     lines = [l for l in log.splitlines() if "vm flood:" in l and "QMP" in l]
     print(f"QMP flood: {samples} list requests, worst {worst * 1000:.1f} ms; "
-          f"engine RSS +{grew} KiB; {len(lines)} log lines about it")
+          f"engine RSS +{grew} KiB; {len(lines)} log lines about it; CPU ticks "
+          f"engine {engine_cpu}, monitor {monitor_cpu}")
+    assert engine_cpu >= 50, "no flood reached the engine"
+    assert monitor_cpu * 10 < engine_cpu
     assert worst < 0.1
     assert grew < 16 * 1024
     # At most 20 lines per 10 s window and one summary per window.
@@ -194,3 +217,70 @@ def test_std_fds_closed_at_start(tmp_path, vmhostd_bin):
         first.wait(timeout=30)
         subprocess.run(["rm", "-rf", str(d.state)])
         d.remove_cgroup_parent()
+
+
+# src/privsep/privsep.h: the header, and the engine's request types.
+PS_HDR = struct.Struct("=HHI")
+PS_LAUNCH, PS_KILL, PS_PLUG = 5, 6, 7
+PS_NAME_SIZE = 65
+
+
+def steal_engine_channel(pid):
+    """A copy of the engine's end of its channel to the monitor (fd 3),
+    taken with pidfd_getfd as root may: we speak as the engine."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        fd = libc.syscall(438, pidfd, 3, 0)  # SYS_pidfd_getfd
+        assert fd >= 0, os.strerror(ctypes.get_errno())
+        return socket.socket(fileno=fd)
+    finally:
+        os.close(pidfd)
+
+
+def name_field(name):
+    return name.encode().ljust(PS_NAME_SIZE, b"\0")
+
+
+@pytest.mark.parametrize("what,packet,fds,why", [
+    ("a path for a name", PS_HDR.pack(PS_LAUNCH, 0, 1) + name_field("../../etc"), False,
+     "bad VM name"),
+    ("a second name behind the first", PS_HDR.pack(PS_KILL, 0, 1) +
+     b"hostile\0/etc/shadow".ljust(PS_NAME_SIZE, b"\0"), False, "bad VM name"),
+    ("a VM its own provider", PS_HDR.pack(PS_PLUG, 0, 1) + name_field("a") + name_field("a"),
+     False, "bad link"),
+    ("a short message", PS_HDR.pack(PS_KILL, 0, 1) + b"x", False, "wrong payload size"),
+    ("an fd along", PS_HDR.pack(PS_KILL, 0, 1) + name_field("hostile"), True,
+     "unexpected fds"),
+    ("a monitor's message", PS_HDR.pack(64, 0, 1) + b"{}", False, "unknown message type"),
+])
+def test_hostile_engine_is_refused_and_replaced(d, what, packet, fds, why):
+    """A compromised engine (played by the test, which sends on a copy of
+    the engine's channel) gets nothing done by a malformed request: the
+    monitor refuses it, kills that engine and starts another; the running
+    VM keeps its QEMU and the new engine serves it."""
+    fake_vm(d, "hostile", "quiet")
+    assert d.vm("start", "hostile").returncode == 0, d.stderr()[-2000:]
+    qemu = d.record("hostile")["pid"]
+    old = d.engine_pid()
+    chan = steal_engine_channel(old)
+    log0 = len(d.stderr())
+    try:
+        if fds:
+            r, w = os.pipe()
+            chan.sendmsg([packet], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                     struct.pack("i", r))])
+            os.close(r)
+            os.close(w)
+        else:
+            chan.send(packet)
+    finally:
+        chan.close()
+    wait_until(lambda: f"engine sent a bad message ({why}): killing it" in d.stderr()[log0:],
+               10, f"the monitor refusing {what}")
+    wait_until(lambda: (p := d.engine_pid()) and p != old and
+               d.request({"op": "list"})["ok"], 15, "a new engine")
+    rec = d.record("hostile")
+    assert rec["state"] == "running" and rec["pid"] == qemu, rec
+    assert os.path.exists(f"/proc/{qemu}")
+    assert d.vm("stop", "--force", "hostile").returncode == 0

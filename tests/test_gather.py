@@ -309,6 +309,12 @@ def test_gatherer_is_the_owner_and_nothing_more(d, owner):
             # Not dumpable: its private /proc files are root's, not the owner's.
             assert os.stat(f"/proc/{pid}/environ").st_uid == 0, "dumpable"
             assert int(st["PPid"]) == d.proc.pid
+            assert st["Seccomp"].strip() == "0"
+            # The monitor's cgroup and the host's namespaces: its opens are
+            # the owner's, on the host's files.
+            assert open(f"/proc/{pid}/cgroup").read() == open(f"/proc/{d.proc.pid}/cgroup").read()
+            for ns in ("mnt", "user", "net", "pid"):
+                assert os.readlink(f"/proc/{pid}/ns/{ns}") == os.readlink(f"/proc/self/ns/{ns}")
             targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
             for t in targets:
                 assert t == "/dev/null" or t.startswith("socket:") or \
@@ -318,6 +324,30 @@ def test_gatherer_is_the_owner_and_nothing_more(d, owner):
         assert start.returncode == 1 and "gave up after 10000 ms" in err, err
         assert not owners_processes(owner.uid)
         d.assert_clean("caught")
+
+
+def test_check_as_a_user_reads_as_that_user(d, owner, other):
+    """vm check run by a user who is not root reads with that user's
+    reach: another user's private VM directory is unreadable to it, its
+    owner's check finds it valid."""
+    vm = owned(d, "private")
+    owner.chown_tree(vm.path)
+    os.chmod(vm.path, 0o700)
+
+    def check_as(user):
+        def drop():
+            os.setgroups([])
+            os.setgid(user.gid)
+            os.setuid(user.uid)
+        return subprocess.run([str(VM), "check", "--config-root", str(d.root.path), "private"],
+                              env=d.env(), capture_output=True, text=True, timeout=60,
+                              preexec_fn=drop)
+
+    mine = check_as(owner)
+    assert mine.returncode == 0 and mine.stdout == "private: ok\n", mine.stdout + mine.stderr
+    theirs = check_as(other)
+    assert theirs.returncode == 1, theirs.stdout + theirs.stderr
+    assert "Permission denied" in theirs.stderr and "private" in theirs.stderr, theirs.stderr
 
 
 # --- host limits ---

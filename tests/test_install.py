@@ -154,3 +154,18 @@ def test_bash_completion(complete, tmp_path):
         # No daemon: the config root's directories.
         assert got[1] == {"gamma"}
         assert got[2] == {"alpha", "beta"}
+
+
+def test_completion_offers_every_option_of_each_verb():
+    """The completion's options per verb are exactly those the verb's usage
+    line names (an option added to the CLI and not to the completion, or
+    the other way round, fails here)."""
+    text = (ROOT / "dist/vm.bash-completion").read_text()
+    listed = dict(re.findall(r'^\t(\w+)\) opts="([^"]*)" ;;$', text, re.M))
+    assert set(listed) == {"check", "console", "info", "list", "log", "start", "stop"}
+    for verb, opts in listed.items():
+        r = subprocess.run([str(BUILD / "vm"), verb, "--help"], capture_output=True,
+                           text=True)
+        usage = (r.stdout + r.stderr).split("\n\n")[0]
+        usage = usage[usage.index("usage:"):]
+        assert set(opts.split()) == set(re.findall(r"\[(--?[a-z-]+)", usage)), (verb, usage)

@@ -231,8 +231,17 @@ def test_uplink_mac_is_not_ours(d):
 
 def test_two_clients_distinct_and_stable(d):
     start(d, "app2")
+    wait_until(lambda: link(d, "app2", "netvm")["state"] == "up", 60, "link up")
     a, b = link(d, "app1", "netvm"), link(d, "app2", "netvm")
     assert a["ipv4"] != b["ipv4"] and a["id"] != b["id"]
+    # Each link is a bridge of its own holding exactly its two taps: one
+    # client's frames reach its provider's end and nothing else.
+    rows = host_links()
+    for l in (a, b):
+        ifs = l["interfaces"]
+        members = sorted(r[0] for r in rows if r[2] == ifs["bridge"])
+        assert members == sorted([ifs["client_tap"], ifs["provider_tap"]]), members
+    assert a["interfaces"]["bridge"] != b["interfaces"]["bridge"]
     assert guest_addr(d, "app2", b["client_mac"]) == b["ipv4"] + "/32"
     stop(d, "app2")
     assert link(d, "app2", "netvm")["state"] == "down"

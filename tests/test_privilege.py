@@ -213,6 +213,11 @@ def test_daemon_keeps_only_what_it_needs(open_tmp_path, vmhostd_bin, guest_dir):
         assert int(st["CapPrm"], 16) == int(st["CapEff"], 16) == \
             mask(DAEMON_CAPS) & int(ours["CapPrm"], 16)
         assert int(st["CapInh"], 16) == 0 and int(st["CapAmb"], 16) == 0
+        # No seccomp filter, and the host's namespaces: its taps and
+        # bridges are the host's.
+        assert st["Seccomp"] == "0" and st["Uid"].split() == ["0"] * 4
+        for ns in ("net", "mnt", "pid"):
+            assert os.readlink(f"/proc/{d.proc.pid}/ns/{ns}") == os.readlink(f"/proc/self/ns/{ns}")
 
         home = d.root.data_dir("home")
         (home / "in.txt").write_text("from the host\n")

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from helpers.daemon import READY, Daemon, wait_until
+from helpers.daemon import READY, VM, Daemon, wait_until
 
 CAP = 64 * 1024  # CONTROL_REQUEST_MAX: a request line, newline included
 
@@ -109,9 +109,19 @@ def as_nobody(path):
 
 
 def test_other_uid_cannot_connect(daemon):
+    """Neither a raw client nor the vm CLI run by another user (with that
+    user's ids, groups and capabilities: none) gets in."""
     assert os.getuid() == 0, "tests run as root"
     p = as_nobody(daemon.control)
     assert p.stdout.strip() == "connect: 13", p.stdout + p.stderr  # EACCES
+
+    def drop():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+    r = subprocess.run([str(VM), "list"], env=daemon.env(), capture_output=True, text=True,
+                       timeout=20, preexec_fn=drop)
+    assert r.returncode == 3 and "Permission denied" in r.stderr, r.stdout + r.stderr
 
 
 def test_other_uid_refused_by_credentials(daemon):

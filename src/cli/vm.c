@@ -123,6 +123,13 @@ static int vm_run(const char *verb, int argc, char **argv)
 		fprintf(stderr, "vm: unknown verb \"%s\" (see vm help)\n", verb);
 		return CLI_EXIT_USAGE;
 	}
+	/* "vm VERB --help" for every verb, before its own options. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			cli_print_usage(stdout, c->name);
+			return CLI_EXIT_OK;
+		}
+	}
 	return c->run(argc, argv);
 }
 

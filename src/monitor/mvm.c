@@ -412,6 +412,21 @@ static bool mvm_all_reaped(const struct mvm *vm)
 	return true;
 }
 
+/* The run's traces outside its processes: links, the run directory, the
+ * record and what the record held. */
+static void mvm_run_forget(struct mvm *vm)
+{
+	netlinks_vm_gone(vm->m, vm->name);
+	statedir_clean_run(vm->run_dir);
+	record_remove(vm);
+	json_decref(vm->config);
+	vm->config = NULL;
+	json_decref(vm->links);
+	vm->links = NULL;
+	json_decref(vm->notes);
+	vm->notes = NULL;
+}
+
 /* Nothing of the run is left: remove what was its and tell the engine. */
 static void mvm_gone(struct mvm *vm)
 {
@@ -431,15 +446,7 @@ static void mvm_gone(struct mvm *vm)
 	free(vm->helpers);
 	vm->helpers = NULL;
 	vm->helper_count = 0;
-	netlinks_vm_gone(m, vm->name);
-	statedir_clean_run(vm->run_dir);
-	record_remove(vm);
-	json_decref(vm->config);
-	vm->config = NULL;
-	json_decref(vm->links);
-	vm->links = NULL;
-	json_decref(vm->notes);
-	vm->notes = NULL;
+	mvm_run_forget(vm);
 	vm->launched = false;
 	vm->killing = false;
 	mvm_wayland_end(vm);
@@ -705,15 +712,7 @@ fail:
 			close(nics[i].tap_fd);
 	free(nics);
 	mvm_close_fds(vm->fds, RUN_FDS);
-	netlinks_vm_gone(m, vm->name);
-	statedir_clean_run(vm->run_dir);
-	record_remove(vm);
-	json_decref(vm->config);
-	vm->config = NULL;
-	json_decref(vm->links);
-	vm->links = NULL;
-	json_decref(vm->notes);
-	vm->notes = NULL;
+	mvm_run_forget(vm);
 	vm->uid = 0;
 	return -1;
 }
