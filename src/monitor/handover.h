@@ -5,7 +5,9 @@
  * re-executes the vmhostd binary on disk with --handover FD.  The new
  * image takes everything back (its processes are still its children, so
  * exit statuses are not lost), reads the rest from the VMs' records
- * (record.h), and starts a new engine.  The guests notice nothing. */
+ * (record.h), and starts a new engine.  The guests notice nothing.  The
+ * config root's watch is not handed over (its fd closes at exec): the new
+ * image watches anew, before its engine's first list (namepush.h). */
 #ifndef VMHOSTD_MONITOR_HANDOVER_H
 #define VMHOSTD_MONITOR_HANDOVER_H
 
