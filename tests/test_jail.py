@@ -302,7 +302,8 @@ class Listener:
         self.sock = socket.create_server((addr, 0))
         self.port = self.sock.getsockname()[1]
         self.peers = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
 
     def _serve(self):
         while True:
@@ -323,7 +324,15 @@ class Listener:
             c.close()
 
     def close(self):
+        # shutdown first: a thread blocked in accept() keeps a closed
+        # socket listening (and answering later tests on its port).
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
 
 
 def host_address():
