@@ -20,8 +20,9 @@ packages=(
 	# guest kit: kernel source and its build tools, images
 	linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils
 	busybox-static e2fsprogs fdisk nftables
-	# tests; tmux gives `vm console` a real terminal
-	python3-pytest iproute2 procps psmisc socat tmux util-linux
+	# tests (pytest-timeout: a hung test fails with its stack instead of
+	# eating the CI budget); tmux gives `vm console` a real terminal
+	python3-pytest python3-pytest-timeout iproute2 procps psmisc socat tmux util-linux
 	# leak checks (tests/test_valgrind.py)
 	valgrind
 	# fuzzing (make fuzz, the smoke in make check): clang's libFuzzer
