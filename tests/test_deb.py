@@ -158,6 +158,12 @@ def test_s6_example_supervises_the_installed_daemon(installed, tmp_path):
                            env=dict(os.environ, VMHOST_DEFAULTS=str(defaults)),
                            start_new_session=True)
     try:
+        # s6-svwait reads supervise/status, which s6-supervise writes once
+        # it runs: wait for it (or for s6-supervise to have died).
+        status = service / "supervise" / "status"
+        wait_until(lambda: status.exists() or sup.poll() is not None, 30,
+                   "s6-supervise's status file")
+        assert sup.poll() is None, (tmp_path / "supervise.log").read_text()
         # Up and ready: s6-notifyoncheck saw `vm list` answer.
         r = subprocess.run(["s6-svwait", "-U", "-t", "60000", str(service)],
                            capture_output=True, text=True, timeout=90)
