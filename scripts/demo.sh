@@ -139,9 +139,12 @@ on the host:
   python3 -m http.server --bind 127.0.0.1 8000
 
 and in appvm's console:  wget -qO- http://10.0.2.2:8000/
-Stop the daemon (it powers the VMs off first):
+Stop the daemon (it powers the VMs off first), then remove the demo's
+empty cgroup parent, which the daemon has no right to remove from the
+hierarchy's root (vmhostd(8), --cgroup-parent):
 
-  kill \$(cat $state/lock)
+  pid=\$(cat $state/lock); kill \$pid; tail --pid=\$pid -f /dev/null
+  rmdir /sys/fs/cgroup/*/vmhost-demo /sys/fs/cgroup/vmhost-demo 2>/dev/null
 
 gfxvm is a graphical VM: a Wayland application started on its console
 shows on the host's compositor ($display), through

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import BUILD, ROOT
 from helpers.daemon import READY, Console, descendants, wait_until
+from helpers.qemu import remove_cgroup_parent
 from helpers.wayland import stop_demo_weston
 from helpers.web import loopback_server
 
@@ -141,6 +142,7 @@ def test_demo_from_installed_paths(installed, tmp_path):
             stop_daemon(state)
             stop_demo_weston(BUILD)
             subprocess.run(["rm", "-rf", state])
+            remove_cgroup_parent("vmhost-demo")
 
 
 def test_s6_example_supervises_the_installed_daemon(installed, tmp_path):
@@ -148,11 +150,13 @@ def test_s6_example_supervises_the_installed_daemon(installed, tmp_path):
     subprocess.run(["cp", "-a", "/usr/share/doc/vmhost/examples/s6/vmhostd", str(service)],
                    check=True)
     state = pathlib.Path(tempfile.mkdtemp(prefix="vmh-s6-", dir="/tmp"))
+    cgroups = f"vmhost-s6-{os.getpid()}"
     config = tmp_path / "ext" / "svc" / "data"
     (config / "idle").mkdir(parents=True)
     defaults = tmp_path / "vmhost.default"
     defaults.write_text(f"VMHOST_CONFIG_ROOT={config}\nVMHOST_STATE_DIR={state}\n"
-                        f"VMHOSTD_OPTIONS='--link-prefix s{os.getpid() % 0xffff:04x}-'\n")
+                        f"VMHOSTD_OPTIONS='--link-prefix s{os.getpid() % 0xffff:04x}- "
+                        f"--cgroup-parent {cgroups}'\n")
     log = open(tmp_path / "supervise.log", "wb")
     sup = subprocess.Popen(["s6-supervise", str(service)], stdout=log, stderr=log,
                            env=dict(os.environ, VMHOST_DEFAULTS=str(defaults)),
@@ -180,6 +184,7 @@ def test_s6_example_supervises_the_installed_daemon(installed, tmp_path):
         assert r.returncode == 0, r.stderr
         wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 30, "vmhostd gone")
         assert not (state / "control").exists()
+        remove_cgroup_parent(cgroups)
     finally:
         subprocess.run(["s6-svc", "-xd", str(service)], capture_output=True)
         try:

@@ -287,8 +287,7 @@ class Daemon:
         own (empty) parent goes, which it cannot remove itself where the
         hierarchy's root is 0555 (it dropped dac_override)."""
         assert not self.cgroups(), f"cgroups left: {self.cgroups()}"
-        for base in qemu.cgroup_dirs(self.cgroup_parent):
-            base.rmdir()
+        qemu.remove_cgroup_parent(self.cgroup_parent)
 
     def assert_clean(self, name=None):
         """No QEMU, virtiofsd, passt, socket or cgroup left for stopped

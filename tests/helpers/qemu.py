@@ -146,6 +146,16 @@ def cgroup_dirs(name):
     return out
 
 
+def remove_cgroup_parent(name):
+    """Once its daemon is gone: no VM cgroup is left under the parent
+    `name`, and the parent goes too, which a daemon in a hierarchy's root
+    cannot remove itself (no dac_override; vmhostd(8), --cgroup-parent)."""
+    for base in cgroup_dirs(name):
+        left = [c.name for c in base.iterdir() if c.is_dir()]
+        assert not left, f"{base}: cgroups left: {left}"
+        base.rmdir()
+
+
 def kill_cgroup_tree(name):
     """SIGKILL everything under our cgroup `name` and remove it."""
     dirs = cgroup_dirs(name)
