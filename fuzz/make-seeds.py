@@ -147,9 +147,29 @@ def trace():
     }
 
 
+def names():
+    # Messages, each a length byte and its JSON text (monitor/namepush.h).
+    def msgs(*objs):
+        out = b""
+        for o in objs:
+            text = o if isinstance(o, bytes) else json.dumps(o, separators=(",", ":")).encode()
+            out += bytes([len(text)]) + text
+        return out
+    return {
+        "list": msgs({"reset": True, "more": True, "watching": True, "add": ["a", "b"]},
+                     {"more": False, "add": ["c", "d"]}, {"synced": True}),
+        "changes": msgs({"reset": True, "more": False, "watching": True, "add": ["app", "net"]},
+                        {"add": ["gfx"], "del": ["net"]}, {"add": ["net"], "del": ["net"]},
+                        {"del": ["zzz"]}, {"watching": False}),
+        "refused": msgs({"reset": True, "add": ["b", "a"]}, {"add": ["a,b"]},
+                        {"synced": False}, b'{"add":["x"],"add":["y"]}', b"[1]",
+                        {"reset": True, "add": ["ok"], "more": 1}),
+    }
+
+
 for name, seeds in (("loader", loader()), ("control", control()),
                     ("session", session()), ("qmp", qmp()), ("vmwire", vmwire()),
-                    ("vsock", vsock()), ("trace", trace())):
+                    ("vsock", vsock()), ("trace", trace()), ("names", names())):
     d = HERE / "corpus" / name
     d.mkdir(parents=True, exist_ok=True)
     for k, v in seeds.items():
