@@ -1166,7 +1166,7 @@ LINK_PROVIDER_ADDR = "169.254.0.1"   # the provider's end of every link
 LINK_UP = {"client": "client of link", "provider": "provider of link"}  # vm-netconf
 
 
-def bench_throughput(tmp, seconds=8, rounds=5):
+def bench_throughput(tmp, seconds=8, rounds=9):
     """TCP from an app VM to its provider over the link vmhostd builds,
     against the same two command lines joined by a bridge and two taps in
     a private network namespace; rounds alternate which side goes first.
