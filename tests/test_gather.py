@@ -309,7 +309,8 @@ def test_gatherer_is_the_owner_and_nothing_more(d, owner):
             # Not dumpable: its private /proc files are root's, not the owner's.
             assert os.stat(f"/proc/{pid}/environ").st_uid == 0, "dumpable"
             assert int(st["PPid"]) == d.proc.pid
-            assert st["Seccomp"].strip() == "0"
+            # The monitor's deny-list, inherited (src/monitor/denylist.h).
+            assert st["Seccomp"].strip() == "2"
             # The monitor's cgroup and the host's namespaces: its opens are
             # the owner's, on the host's files.
             assert open(f"/proc/{pid}/cgroup").read() == open(f"/proc/{d.proc.pid}/cgroup").read()

@@ -204,8 +204,9 @@ def test_daemon_keeps_only_what_it_needs(open_tmp_path, vmhostd_bin, guest_dir):
     # able to reach it: not from pytest's root-only tmp_path.
     d = Daemon(open_tmp_path).start()
     try:
-        # In the foreground the socket listens a moment before the drop.
-        wait_until(lambda: "capabilities kept: " in d.stderr(), 10, "the drop")
+        # In the foreground the socket listens a moment before the drop
+        # and the deny-list.
+        wait_until(lambda: "seccomp: " in d.stderr(), 10, "the drop and the deny-list")
         # Of course no more than it was started with (a container may
         # lack some, e.g. sys_resource).
         st, ours = status(d.proc.pid), status(os.getpid())
@@ -213,9 +214,11 @@ def test_daemon_keeps_only_what_it_needs(open_tmp_path, vmhostd_bin, guest_dir):
         assert int(st["CapPrm"], 16) == int(st["CapEff"], 16) == \
             mask(DAEMON_CAPS) & int(ours["CapPrm"], 16)
         assert int(st["CapInh"], 16) == 0 and int(st["CapAmb"], 16) == 0
-        # No seccomp filter, and the host's namespaces: its taps and
+        # One seccomp filter, its deny-list (src/monitor/test_denylist.c
+        # checks what it denies), and the host's namespaces: its taps and
         # bridges are the host's.
-        assert st["Seccomp"] == "0" and st["Uid"].split() == ["0"] * 4
+        assert st["Seccomp"] == "2" and st["Seccomp_filters"] == "1"
+        assert st["Uid"].split() == ["0"] * 4
         for ns in ("net", "mnt", "pid"):
             assert os.readlink(f"/proc/{d.proc.pid}/ns/{ns}") == os.readlink(f"/proc/self/ns/{ns}")
 

@@ -123,6 +123,9 @@ def test_sighup_reexecutes_keeping_vms(d):
     rec = d.record("hup")
     assert rec["state"] == "running" and rec["pid"] == qemu
     assert "re-executing" in d.stderr() and "taken over from the previous image" in d.stderr()
+    # The seccomp deny-list outlived the exec, and was not loaded twice.
+    st = open(f"/proc/{monitor}/status").read()
+    assert "Seccomp:\t2" in st and "Seccomp_filters:\t1" in st, st
     with d.console("hup") as con:
         assert con.run("ls /run/virtiofs/home >/dev/null && echo share-ok") == "share-ok"
     wait_more(d, "hup", last)

@@ -21,6 +21,7 @@
 #include "common/version.h"
 #include "engine/main.h"
 #include "monitor/adopt.h"
+#include "monitor/denylist.h"
 #include "monitor/enginep.h"
 #include "monitor/handover.h"
 #include "monitor/monitor.h"
@@ -520,6 +521,14 @@ int main(int argc, char **argv)
 		statedir_chown_vms(m.state_dir, m.engine_uid);
 	if (geteuid() == 0 && monitor_privileges() < 0)
 		goto out_control;
+	/* A filter outlives execve: a re-executed image has it already. */
+	if (geteuid() == 0 && handover < 0) {
+		if (denylist_install() < 0) {
+			daemon_log("seccomp deny-list: %s", strerror(errno));
+			goto out_control;
+		}
+		daemon_log("seccomp: %zu system calls denied", denylist_count());
+	}
 	/* Made anew after a re-exec or a crash: the new engine's list is
 	 * taken after it. */
 	if (namepush_init(&m) < 0) {

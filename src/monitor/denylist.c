@@ -1,0 +1,57 @@
+/* The monitor's seccomp deny-list.  See denylist.h. */
+#include "monitor/denylist.h"
+
+#include <errno.h>
+#include <seccomp.h>
+
+static const int denylist_syscalls[] = {
+	/* the kernel itself */
+	SCMP_SYS(init_module), SCMP_SYS(finit_module), SCMP_SYS(delete_module),
+	SCMP_SYS(kexec_load), SCMP_SYS(kexec_file_load), SCMP_SYS(reboot),
+	SCMP_SYS(iopl), SCMP_SYS(ioperm), SCMP_SYS(swapon), SCMP_SYS(swapoff),
+	SCMP_SYS(acct), SCMP_SYS(quotactl), SCMP_SYS(syslog),
+	SCMP_SYS(lookup_dcookie), SCMP_SYS(uselib), SCMP_SYS(vhangup),
+	SCMP_SYS(sethostname), SCMP_SYS(setdomainname),
+	/* the clock */
+	SCMP_SYS(settimeofday), SCMP_SYS(clock_settime), SCMP_SYS(clock_adjtime),
+	SCMP_SYS(adjtimex),
+	/* other processes' memory */
+	SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
+	/* any inode of the host, with dac_read_search */
+	SCMP_SYS(open_by_handle_at),
+	/* keyrings, perf events, userfaultfd */
+	SCMP_SYS(keyctl), SCMP_SYS(add_key), SCMP_SYS(request_key),
+	SCMP_SYS(perf_event_open), SCMP_SYS(userfaultfd),
+};
+
+size_t denylist_count(void)
+{
+	return sizeof denylist_syscalls / sizeof *denylist_syscalls;
+}
+
+int denylist_install(void)
+{
+	scmp_filter_ctx ctx;
+	int r;
+
+	ctx = seccomp_init(SCMP_ACT_ALLOW);
+	if (!ctx) {
+		errno = ENOMEM;
+		return -1;
+	}
+	/* Another ABI's calls (int 0x80, x32) would pass a native-only
+	 * list: they kill instead. */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	if (!r)
+		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+	for (size_t i = 0; !r && i < denylist_count(); i++)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denylist_syscalls[i], 0);
+	if (!r)
+		r = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return 0;
+}
