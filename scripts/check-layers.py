@@ -32,7 +32,7 @@ LAYERS = {
         ["main"],              # engine_main()
     ],
     "monitor": [
-        ["monitor", "statedir", "privileges", "rootwatch"],
+        ["monitor", "statedir", "privileges", "denylist", "rootwatch"],
         ["netlinks", "vmuid", "channel", "record", "wayland", "namepush"],
         ["mvm"],
         ["adopt", "handover"],
