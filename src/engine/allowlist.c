@@ -1,9 +1,10 @@
 /* The engine's seccomp allow-list.  See seccomp.h. */
 #include "engine/allowlist.h"
 
-#include <errno.h>
 #include <seccomp.h>
 #include <stddef.h>
+
+#include "common/scfilter.h"
 
 static const int engine_syscalls[] = {
 	/* the loop */
@@ -44,22 +45,6 @@ static const int engine_syscalls[] = {
 
 int engine_seccomp(void)
 {
-	scmp_filter_ctx ctx;
-	int r = 0;
-
-	ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-	if (!ctx) {
-		errno = ENOMEM;
-		return -1;
-	}
-	for (size_t i = 0; !r && i < sizeof engine_syscalls / sizeof *engine_syscalls; i++)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, engine_syscalls[i], 0);
-	if (!r)
-		r = seccomp_load(ctx);
-	seccomp_release(ctx);
-	if (r < 0) {
-		errno = -r;
-		return -1;
-	}
-	return 0;
+	return scfilter_load(SCMP_ACT_KILL_PROCESS, SCMP_ACT_ALLOW, engine_syscalls,
+			     sizeof engine_syscalls / sizeof *engine_syscalls, NULL);
 }

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <seccomp.h>
 
+#include "common/scfilter.h"
+
 static const int denylist_syscalls[] = {
 	/* the kernel itself */
 	SCMP_SYS(init_module), SCMP_SYS(finit_module), SCMP_SYS(delete_module),
@@ -33,29 +35,18 @@ size_t denylist_count(void)
 	return sizeof denylist_syscalls / sizeof *denylist_syscalls;
 }
 
+/* Another ABI's calls (int 0x80, x32) would pass a native-only list:
+ * they kill instead.  No no_new_privs: nothing else changes for the
+ * children. */
+static int denylist_attrs(scmp_filter_ctx ctx)
+{
+	int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+
+	return r ? r : seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+}
+
 int denylist_install(void)
 {
-	scmp_filter_ctx ctx;
-	int r;
-
-	ctx = seccomp_init(SCMP_ACT_ALLOW);
-	if (!ctx) {
-		errno = ENOMEM;
-		return -1;
-	}
-	/* Another ABI's calls (int 0x80, x32) would pass a native-only
-	 * list: they kill instead. */
-	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-	if (!r)
-		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
-	for (size_t i = 0; !r && i < denylist_count(); i++)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denylist_syscalls[i], 0);
-	if (!r)
-		r = seccomp_load(ctx);
-	seccomp_release(ctx);
-	if (r < 0) {
-		errno = -r;
-		return -1;
-	}
-	return 0;
+	return scfilter_load(SCMP_ACT_ALLOW, SCMP_ACT_ERRNO(EPERM), denylist_syscalls,
+			     denylist_count(), denylist_attrs);
 }

@@ -1,11 +1,12 @@
 /* vmhost-vsock's seccomp filter.  See sandbox.h. */
 #include "vsock/sandbox.h"
 
-#include <errno.h>
 #include <seccomp.h>
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+
+#include "common/scfilter.h"
 
 static const int vsock_syscalls[] = {
 	/* the loop and its fds: vhost-user socket, eventfds, host sockets */
@@ -48,36 +49,25 @@ static const struct scmp_arg_cmp no_exec = {
 	.arg = 2, .op = SCMP_CMP_MASKED_EQ, .datum_a = PROT_EXEC, .datum_b = 0,
 };
 
-int vsock_sandbox(void)
+/* Beside the list: unix stream sockets only (to BASE_P), and guest
+ * memory and the allocator's never executable. */
+static int vsock_sandbox_args(scmp_filter_ctx ctx)
 {
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-	int r = 0;
+	int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, unix_only);
 
-	if (!ctx) {
-		errno = ENOMEM;
-		return -1;
-	}
-	for (size_t i = 0; !r && i < sizeof(vsock_syscalls) / sizeof(vsock_syscalls[0]); i++)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, vsock_syscalls[i], 0);
-	/* Unix stream sockets only (to BASE_P). */
 	if (!r)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				     unix_only);
-	/* Guest memory and the allocator's: never executable. */
-	if (!r)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-				     no_exec);
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, no_exec);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_UNDEFINED__)
 	if (!r)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
 				     no_exec);
 #endif
-	if (!r)
-		r = seccomp_load(ctx);
-	seccomp_release(ctx);
-	if (r < 0) {
-		errno = -r;
-		return -1;
-	}
-	return 0;
+	return r;
+}
+
+int vsock_sandbox(void)
+{
+	return scfilter_load(SCMP_ACT_KILL_PROCESS, SCMP_ACT_ALLOW, vsock_syscalls,
+			     sizeof vsock_syscalls / sizeof *vsock_syscalls,
+			     vsock_sandbox_args);
 }
