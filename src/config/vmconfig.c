@@ -175,7 +175,7 @@ static bool vmconfig_dot(const char *name)
 	return !strcmp(name, ".") || !strcmp(name, "..");
 }
 
-static int vmconfig_str_cmp(const void *a, const void *b)
+int vmconfig_names_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -208,7 +208,7 @@ static int vmconfig_read_names(DIR *dir,
 	}
 	closedir(dir);
 	if (n)
-		qsort(list, n, sizeof(*list), vmconfig_str_cmp);
+		qsort(list, n, sizeof(*list), vmconfig_names_cmp);
 	*names = list;
 	*count = n;
 	return 0;

@@ -197,6 +197,8 @@ int vmconfig_list(const char *config_root, char ***names, size_t *count);
  * gives it; DT_UNKNOWN looks (one or two fstatat). */
 bool vmconfig_root_entry(int dirfd, const char *name, unsigned char d_type);
 void vmconfig_list_free(char **names, size_t count);
+/* qsort's comparison of two names (char *), the order of vmconfig_list. */
+int vmconfig_names_cmp(const void *a, const void *b);
 
 /* The data root used when none is given: two levels above config_root
  * (Spectrum's /ext for /ext/svc/data).  Caller frees. */

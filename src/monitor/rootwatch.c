@@ -142,11 +142,6 @@ bool rootwatch_pending(const struct rootwatch *w)
 	return w->touched_count || w->overflow;
 }
 
-static int rootwatch_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int rootwatch_take(struct rootwatch *w, struct rootwatch_change **changes,
 		   size_t *count)
 {
@@ -163,7 +158,7 @@ int rootwatch_take(struct rootwatch *w, struct rootwatch_change **changes,
 		return -1;
 	/* A root that went has none of them (its event follows). */
 	dirfd = open(w->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	qsort(w->touched, w->touched_count, sizeof *w->touched, rootwatch_cmp);
+	qsort(w->touched, w->touched_count, sizeof *w->touched, vmconfig_names_cmp);
 	for (size_t i = 0; i < w->touched_count; i++) {
 		if (n && !strcmp(out[n - 1].name, w->touched[i])) {
 			free(w->touched[i]);
