@@ -199,34 +199,23 @@ static int vm_text_string(struct buf *out, const char *s)
 
 int vm_brief_text(struct buf *out, const char *name, const struct vm *vm)
 {
-	char part[96];
+	char pid[24] = "null", since[24] = "null", middle[128];
+	int n;
 
-	if (buf_append(out, "{\"name\":", 8) < 0 ||
-	    vm_text_string(out, vm ? vm->name : name) < 0)
-		return -1;
-	snprintf(part, sizeof part, ",\"state\":\"%s\",\"pid\":",
-		 vm_state_public(vm ? vm->state : VM_STOPPED));
-	if (buf_append(out, part, strlen(part)) < 0)
-		return -1;
 	if (vm && vm->run && vm->run->pid)
-		snprintf(part, sizeof part, "%lld", (long long)vm->run->pid);
-	else
-		strcpy(part, "null");
-	if (buf_append(out, part, strlen(part)) < 0)
-		return -1;
+		snprintf(pid, sizeof pid, "%lld", (long long)vm->run->pid);
 	if (vm && vm->since)
-		snprintf(part, sizeof part, ",\"since\":%lld,\"reason\":",
-			 (long long)vm->since);
-	else
-		strcpy(part, ",\"since\":null,\"reason\":");
-	if (buf_append(out, part, strlen(part)) < 0)
+		snprintf(since, sizeof since, "%lld", (long long)vm->since);
+	n = snprintf(middle, sizeof middle,
+		     ",\"state\":\"%s\",\"pid\":%s,\"since\":%s,\"reason\":",
+		     vm_state_public(vm ? vm->state : VM_STOPPED), pid, since);
+	if (buf_append(out, "{\"name\":", 8) < 0 ||
+	    vm_text_string(out, vm ? vm->name : name) < 0 ||
+	    buf_append(out, middle, (size_t)n) < 0)
 		return -1;
-	if (vm && vm->reason[0]) {
-		if (vm_text_string(out, vm->reason) < 0)
-			return -1;
-	} else if (buf_append(out, "null", 4) < 0) {
+	if (vm && vm->reason[0] ? vm_text_string(out, vm->reason) < 0 :
+	    buf_append(out, "null", 4) < 0)
 		return -1;
-	}
 	return buf_append(out, "}", 1);
 }
 
