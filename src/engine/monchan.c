@@ -200,12 +200,11 @@ void mon_forget(struct monchan *m, void *arg)
 int mon_names(struct monchan *m)
 {
 	struct pollfd p = { .fd = m->src.fd, .events = POLLIN };
+	bool *done = &m->names.complete;
 	uint16_t ask = PS_LIST;
 	struct mon_reply r;
 	uint32_t seq;
 	int n;
-
-	bool *done = &m->names.complete;
 
 	if (names_current(&m->names)) {
 		if (!names_stale(&m->names))
